@@ -1,0 +1,1 @@
+"""Centralino server package."""
