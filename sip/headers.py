@@ -218,3 +218,55 @@ def _take_display(text: str, raw: str) -> tuple[str | None, str]:
     if display and not all(_TOKEN.match(word) for word in display.split()):
         raise RemoteProtocolError(f"unquoted display name with separators in {raw!r}")
     return display or None, text[lt:]
+
+
+_AUTH_SCHEME = re.compile(r"\s*([A-Za-z0-9\-.!%*_+`'~]+)(?:\s+|$)")
+_AUTH_PARAM = re.compile(
+    r"[\s,]*([A-Za-z0-9\-.!%*_+`'~]+)\s*=\s*"
+    r'(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))\s*(?:,|$)',
+    re.S,
+)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.S)
+
+
+def parse_auth_params(raw: str) -> tuple[str, dict[str, str]]:
+    """Parse credentials or a challenge: `Digest realm="x", nonce="y", nc=00000001`.
+
+    RFC 3261 §25.1 (credentials, challenge), RFC 7616 §3.3-3.4, RFC 8760. Returns the
+    scheme as written and the parameters with lower-case names and unquoted values
+    (quoted-pair escapes decoded). Empty list elements are skipped (RFC 7230 §7);
+    a repeated parameter or a malformed one raises RemoteProtocolError (400).
+    """
+    match = _AUTH_SCHEME.match(raw)
+    if match is None:
+        raise RemoteProtocolError(f"malformed authorization scheme in {raw[:60]!r}")
+    params: dict[str, str] = {}
+    pos, end = match.end(), len(raw.rstrip())
+    while pos < end and raw[pos:end].strip(" \t,"):
+        item = _AUTH_PARAM.match(raw, pos, end)
+        if item is None:
+            raise RemoteProtocolError(f"malformed authorization parameter in {raw[:60]!r}")
+        name, quoted, token = item.groups()
+        name = name.lower()
+        if name in params:
+            raise RemoteProtocolError(f"repeated authorization parameter {name!r}")
+        params[name] = token if quoted is None else _QUOTED_PAIR.sub(r"\1", quoted)
+        pos = item.end()
+    return match.group(1), params
+
+
+def quote_string(value: str) -> str:
+    """Write `value` as a quoted-string, escaping `"` and `\\` (RFC 3261 §25.1)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_auth_params(
+    scheme: str, params: dict[str, str], *, tokens: frozenset[str] = frozenset()
+) -> str:
+    """Write a challenge or credentials; names in `tokens` are written unquoted.
+
+    RFC 7616 §3.3: in a challenge `algorithm` and `stale` are tokens, in credentials
+    `algorithm`, `qop` and `nc` are; the caller says which, since it knows the role.
+    """
+    items = (f"{k}={v if k in tokens else quote_string(v)}" for k, v in params.items())
+    return f"{scheme} " + ", ".join(items)
