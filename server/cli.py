@@ -1,0 +1,91 @@
+"""The `centralino` command: serve, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from server.config import DEFAULT_CONFIG, ConfigError, HostPort, Settings, load_settings
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    handler = {"serve": _serve, "check-config": _check_config}[args.command]
+    return handler(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="centralino", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the switch")
+    serve.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    serve.add_argument("--sip", type=HostPort.parse, help="SIP UDP address, HOST:PORT")
+    serve.add_argument("--http", type=HostPort.parse, help="HTTP address, HOST:PORT")
+    serve.add_argument("--data", type=Path, help="data folder (event log, voicemail)")
+    serve.add_argument("--log-level", default="INFO")
+    serve.add_argument("--drain-seconds", type=float, default=10.0)
+    serve.add_argument(
+        "--allow-demo-credentials",
+        action="store_true",
+        help="serve the bundled demo operator passwords on a non-loopback address",
+    )
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("path", type=Path, nargs="?", default=DEFAULT_CONFIG)
+    return parser
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    print(
+        f"{args.path}: ok ({len(settings.trunks)} trunks, {len(settings.operators)} operators,"
+        f" {len(settings.services)} services)"
+    )
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from server.app import run
+    from server.logs import setup_logging
+
+    setup_logging(args.log_level)
+    try:
+        settings = _effective_settings(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    return run(settings, drain_seconds=args.drain_seconds)
+
+
+def _effective_settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    sip = settings.sip.model_copy(update={"listen": args.sip}) if args.sip else settings.sip
+    http = settings.http.model_copy(update={"listen": args.http}) if args.http else settings.http
+    data = args.data or settings.data_dir
+    settings = settings.model_copy(update={"sip": sip, "http": http, "data_dir": data})
+    exposed = not (settings.sip.listen.is_loopback and settings.http.listen.is_loopback)
+    demo = [op.id for op in settings.operators if op.has_demo_password]
+    if exposed and demo and not args.allow_demo_credentials:
+        raise ConfigError(
+            args.config,
+            [
+                (
+                    "operators",
+                    f"demo credentials ({', '.join(demo)}) only bind to loopback; change the"
+                    " passwords or pass --allow-demo-credentials",
+                )
+            ],
+        )
+    return settings
+
+
+if __name__ == "__main__":
+    sys.exit(main())

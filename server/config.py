@@ -1,0 +1,203 @@
+"""Deployment configuration: one YAML file validated by pydantic models.
+
+Errors name the file, the key path and the reason (`ConfigError`), so that
+`centralino check-config` and `centralino serve` can print them and exit 2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CONFIG = Path("config/trentino.yaml")
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; str() names file, key and reason."""
+
+    def __init__(self, path: Path, problems: list[tuple[str, str]]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = [f"{path}: {key}: {reason}" if key else f"{path}: {reason}" for key, reason in problems]
+        super().__init__("\n".join(lines))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HostPort(_Model):
+    """A listening address."""
+
+    host: str
+    port: int = Field(ge=0, le=65535)
+
+    @classmethod
+    def parse(cls, text: str) -> HostPort:
+        """Parse `HOST:PORT` or `[IPv6]:PORT`."""
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"expected HOST:PORT, got {text!r}")
+        return cls(host=host.strip("[]"), port=int(port))
+
+    @property
+    def is_loopback(self) -> bool:
+        """True for 127.0.0.0/8, ::1 and localhost."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _host_port(value: Any) -> Any:
+    return HostPort.parse(value) if isinstance(value, str) else value
+
+
+class SipTimers(_Model):
+    """RFC 3261 §17 base timers, in seconds."""
+
+    t1: float = Field(0.5, gt=0)
+    t2: float = Field(4.0, gt=0)
+    t4: float = Field(5.0, gt=0)
+
+
+class SipSettings(_Model):
+    """The SIP listener and registrar."""
+
+    listen: HostPort = HostPort(host="127.0.0.1", port=5060)
+    realm: str = "centralino"
+    timers: SipTimers = SipTimers()
+    min_expires: int = Field(60, ge=1)
+    max_expires: int = Field(3600, ge=1)
+    options_ping_interval: float = Field(30.0, gt=0)
+    max_message_size: int = Field(65535, ge=1024)
+    user_agent: str = "Centralino"
+
+    _listen = field_validator("listen", mode="before")(_host_port)
+
+
+class HttpSettings(_Model):
+    """The HTTP API, /healthz and /metrics."""
+
+    listen: HostPort = HostPort(host="127.0.0.1", port=8080)
+
+    _listen = field_validator("listen", mode="before")(_host_port)
+
+
+class RtpSettings(_Model):
+    """The RTP port range: even ports for RTP, the next odd one for RTCP."""
+
+    port_min: int = Field(20000, ge=1024, le=65534)
+    port_max: int = Field(30000, ge=1024, le=65535)
+    media_timeout: float = Field(60.0, gt=0)
+
+
+class Trunk(_Model):
+    """A PBX allowed to send us calls: by source address (IP or network)."""
+
+    name: str
+    addresses: list[str] = Field(min_length=1)
+    inband_dtmf: bool = False
+
+    @field_validator("addresses")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    def allows(self, host: str) -> bool:
+        """True when `host` is one of the trunk's addresses."""
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(a, strict=False) for a in self.addresses)
+
+
+class Operator(_Model):
+    """An operator who registers a softphone and takes calls."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = ""
+    password: str = Field(min_length=4, repr=False)
+    skills: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def has_demo_password(self) -> bool:
+        """The bundled demo credentials (`demo` + id) are for loopback only."""
+        return self.password == f"demo{self.id}"
+
+
+class Settings(_Model):
+    """The whole configuration file."""
+
+    sip: SipSettings = SipSettings()
+    http: HttpSettings = HttpSettings()
+    rtp: RtpSettings = RtpSettings()
+    data_dir: Path = Path("var")
+    trunks: list[Trunk] = Field(default_factory=list)
+    operators: list[Operator] = Field(default_factory=list)
+    services: dict[str, Any] = Field(default_factory=dict)
+    queues: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("operators")
+    @classmethod
+    def _unique_operators(cls, value: list[Operator]) -> list[Operator]:
+        seen: set[str] = set()
+        for op in value:
+            if op.id in seen:
+                raise ValueError(f"operator {op.id!r} defined twice")
+            seen.add(op.id)
+        return value
+
+    def operator(self, operator_id: str) -> Operator | None:
+        """The operator with this id, if configured."""
+        return next((op for op in self.operators if op.id == operator_id), None)
+
+    def trunk_for(self, host: str) -> Trunk | None:
+        """The trunk whose addresses include `host`."""
+        return next((t for t in self.trunks if t.allows(host)), None)
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate a configuration file; ConfigError on any problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, [("", f"cannot read the file: {exc.strerror}")]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, [("", f"not valid YAML: {_yaml_reason(exc)}")]) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, [("", "the top level must be a mapping of sections")])
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(path, _problems(exc)) from exc
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    return f"{problem} at line {mark.line + 1}" if mark is not None else str(problem)
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"])
+        problems.append((key, err["msg"]))
+    return problems
