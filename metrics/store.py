@@ -1,0 +1,209 @@
+"""Append-only event store on SQLite (WAL), with batched commits.
+
+`append` only buffers (a `collections.deque`, whose append and popleft are atomic, so the
+event-loop thread may append while one writer thread flushes).  `flush` drains the buffer
+into one transaction.  The schema (docs/events.md) uses only types and statements that
+PostgreSQL accepts unchanged (BIGINT, DOUBLE PRECISION, TEXT, ON CONFLICT DO NOTHING), so a
+PostgreSQL backend can share it.
+
+Threading contract: one thread appends; one thread at a time calls `flush`, `replay`,
+`count` or `close` (the runtime's writer thread).  Reports open their own `EventStore`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+from metrics.events import CallEvent, EventFormatError, parse_kind, us_to_wall, wall_to_us
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS call_event (
+        seq BIGINT PRIMARY KEY,
+        wall_us BIGINT NOT NULL,
+        mono DOUBLE PRECISION NOT NULL,
+        kind TEXT NOT NULL,
+        call_id TEXT,
+        service TEXT,
+        sub_service TEXT,
+        queue TEXT,
+        operator TEXT,
+        data TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS call_event_wall ON call_event (wall_us)",
+    "CREATE INDEX IF NOT EXISTS call_event_call ON call_event (call_id)",
+    """CREATE TABLE IF NOT EXISTS centralino_meta (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+)
+_INSERT = (
+    "INSERT INTO call_event (seq, wall_us, mono, kind, call_id, service, sub_service, queue,"
+    " operator, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING"
+)
+_COLUMNS = "seq, wall_us, mono, kind, call_id, service, sub_service, queue, operator, data"
+_Row = tuple[int, int, float, str, str | None, str | None, str | None, str | None, str | None, str]
+
+
+class StoreError(Exception):
+    """The event store could not be opened, written or read."""
+
+
+class EventStore:
+    """The append-only call event log in one SQLite file."""
+
+    def __init__(self, path: str | Path, *, fetch_size: int = 5000) -> None:
+        self._path = str(path)
+        self._buffer: deque[CallEvent] = deque()
+        self._fetch_size = fetch_size
+        try:
+            self._conn = sqlite3.connect(self._path, check_same_thread=False)
+            self._create_schema()
+            row = self._conn.execute("SELECT MAX(seq) FROM call_event").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open event store {self._path}: {exc}") from exc
+        self._next_seq = int(row[0] or 0) + 1
+
+    def _create_schema(self) -> None:
+        # WAL lets a report read while the runtime writes; NORMAL syncs only at checkpoints,
+        # so a power loss may drop the last commits but never corrupts the file.
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self._conn:
+            for statement in SCHEMA:
+                self._conn.execute(statement)
+            self._conn.execute(
+                "INSERT INTO centralino_meta (name, value) VALUES ('schema_version', ?)"
+                " ON CONFLICT (name) DO NOTHING",
+                (SCHEMA_VERSION,),
+            )
+
+    @property
+    def pending(self) -> int:
+        """Events appended but not yet written (what a crash now would lose)."""
+        return len(self._buffer)
+
+    def append(self, event: CallEvent) -> CallEvent:
+        """Buffer `event`; give it the next `seq` if it has none.  Never touches the disk."""
+        if event.seq == 0:
+            event = replace(event, seq=self._next_seq)
+        self._next_seq = max(self._next_seq, event.seq + 1)
+        self._buffer.append(event)
+        return event
+
+    def flush(self) -> int:
+        """Write every buffered event in one transaction; return how many were written."""
+        batch: list[CallEvent] = []
+        while self._buffer:
+            batch.append(self._buffer.popleft())
+        if not batch:
+            return 0
+        try:
+            with self._conn:
+                self._conn.executemany(_INSERT, [_to_row(e) for e in batch])
+        except sqlite3.Error as exc:
+            # Put the batch back in front, in order, so the next flush retries it.
+            self._buffer.extendleft(reversed(batch))
+            raise StoreError(f"cannot write {len(batch)} events: {exc}") from exc
+        return len(batch)
+
+    def replay(
+        self, start: datetime, end: datetime, service: str | None = None
+    ) -> Iterator[CallEvent]:
+        """Stored events with `start <= wall < end` (aware datetimes), in `seq` order."""
+        sql, params = _range_query(_COLUMNS, start, end, service)
+        try:
+            cursor = self._conn.execute(sql + " ORDER BY seq", params)
+            while rows := cursor.fetchmany(self._fetch_size):
+                yield from (_from_row(row) for row in rows)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read events: {exc}") from exc
+
+    def count(self, start: datetime, end: datetime, service: str | None = None) -> int:
+        """How many stored events `replay` with the same arguments would yield."""
+        sql, params = _range_query("COUNT(*)", start, end, service)
+        try:
+            return int(self._conn.execute(sql, params).fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot count events: {exc}") from exc
+
+    def extend(self, events: Iterable[CallEvent]) -> None:
+        """Append several events (a convenience for imports and tests)."""
+        for event in events:
+            self.append(event)
+
+    def close(self) -> None:
+        """Flush what is buffered and close the file (the runtime calls it on shutdown)."""
+        try:
+            self.flush()
+        finally:
+            self._conn.close()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _range_query(
+    what: str, start: datetime, end: datetime, service: str | None
+) -> tuple[str, tuple[object, ...]]:
+    if start.utcoffset() is None or end.utcoffset() is None:
+        raise StoreError("replay bounds must be aware datetimes")
+    sql = f"SELECT {what} FROM call_event WHERE wall_us >= ? AND wall_us < ?"
+    params: tuple[object, ...] = (wall_to_us(start), wall_to_us(end))
+    if service is not None:
+        sql += " AND service = ?"
+        params += (service,)
+    return sql, params
+
+
+def _to_row(event: CallEvent) -> _Row:
+    data = json.dumps(dict(event.data), sort_keys=True, separators=(",", ":"))
+    return (
+        event.seq,
+        event.wall_us,
+        float(event.mono),
+        event.kind.value,
+        event.call_id,
+        event.service,
+        event.sub_service,
+        event.queue,
+        event.operator,
+        data,
+    )
+
+
+def _from_row(row: _Row) -> CallEvent:
+    seq, wall_us, mono, kind, call_id, service, sub_service, queue, operator, data = row
+    try:
+        return CallEvent(
+            kind=parse_kind(kind),
+            wall=us_to_wall(wall_us),
+            mono=mono,
+            call_id=call_id,
+            service=service,
+            sub_service=sub_service,
+            queue=queue,
+            operator=operator,
+            data=json.loads(data),
+            seq=seq,
+        )
+    except (ValueError, EventFormatError) as exc:
+        raise StoreError(f"corrupt event seq={seq}: {exc}") from exc
