@@ -1,0 +1,102 @@
+"""Replaying the stored log gives exactly the live figures (DOMAIN.md: reproducible)."""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from _metrics_helpers import Script, office_hours
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from metrics.events import CallEvent, EventKind
+from metrics.kpi import KpiEngine
+from metrics.store import EventStore
+
+# A Friday before the end of October 2026, through the DST change and the month boundary.
+START = datetime(2026, 10, 23, 5, 0, tzinfo=UTC)
+SPAN = 10 * 86_400
+
+call_spec = st.fixed_dictionaries(
+    {
+        "offset": st.integers(min_value=0, max_value=SPAN),
+        "service": st.sampled_from(["td", "uru"]),
+        "sub": st.sampled_from([None, "cps", "mepat"]),
+        "ivr": st.integers(min_value=0, max_value=600).map(lambda x: x / 10),
+        "wait": st.none() | st.integers(min_value=0, max_value=400).map(lambda x: x / 10),
+        "answer": st.booleans(),
+        "disposition": st.sampled_from([None, "resolved", "escalated", "unknown"]),
+        "referent": st.booleans(),
+        "channel": st.sampled_from([None, None, "chat"]),
+    }
+)
+
+
+def build(specs: list[dict[str, object]]) -> list[CallEvent]:
+    s = Script()
+    for n, spec in enumerate(specs):
+        arrive = START + timedelta(seconds=int(spec["offset"]))  # type: ignore[call-overload]
+        s.call(
+            f"c{n}",
+            arrive,
+            service=str(spec["service"]),
+            sub_service=spec["sub"],  # type: ignore[arg-type]
+            ivr=spec["ivr"],  # type: ignore[arg-type]
+            wait=spec["wait"],  # type: ignore[arg-type]
+            answer=bool(spec["answer"]),
+            disposition=spec["disposition"],  # type: ignore[arg-type]
+            channel=spec["channel"],  # type: ignore[arg-type]
+        )
+        if spec["referent"]:
+            s.add(
+                EventKind.TRANSFERRED,
+                f"c{n}",
+                arrive + timedelta(seconds=200),
+                data={"to": "referent"},
+            )
+    return [replace(e, seq=i + 1) for i, e in enumerate(s.sorted())]
+
+
+def snapshot(engine: KpiEngine) -> dict[object, object]:
+    out: dict[object, object] = {}
+    for service in [None, *engine.services()]:
+        for month in ("2026-10", "2026-11"):
+            out[(service, month)] = engine.figures(service, ("month", month))
+            for slot in engine.slots(service, month):
+                out[(service, slot)] = engine.figures(service, ("slot", slot))
+                out[(service, slot.date())] = engine.figures(service, ("day", slot.date()))
+        for sub in engine.sub_services(service or ""):
+            out[(service, sub)] = engine.figures(service, ("month", "2026-10"), sub_service=sub)
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    specs=st.lists(call_spec, min_size=1, max_size=25),
+    cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=6),
+    order=st.randoms(use_true_random=False),
+)
+def test_replay_from_store_in_any_batch_order_equals_live(
+    specs: list[dict[str, object]], cuts: list[int], order: object
+) -> None:
+    events = build(specs)
+    live = KpiEngine(in_window=office_hours)
+    for event in events:
+        live.receive_event(event)
+    bounds = sorted({0, len(events), *(c % (len(events) + 1) for c in cuts)})
+    batches = [events[a:b] for a, b in itertools.pairwise(bounds)]
+    order.shuffle(batches)  # type: ignore[attr-defined]
+    with tempfile.TemporaryDirectory() as tmp:
+        with EventStore(Path(tmp) / "events.db") as store:
+            for batch in batches:
+                store.extend(batch)
+                store.flush()
+        with EventStore(Path(tmp) / "events.db") as store:
+            replayed = KpiEngine(in_window=office_hours)
+            for event in store.replay(START - timedelta(days=1), START + timedelta(days=12)):
+                replayed.receive_event(event)
+    assert snapshot(replayed) == snapshot(live)
+    assert replayed.services() == live.services()
