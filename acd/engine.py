@@ -1,0 +1,368 @@
+"""The ACD engine: skill queues, operators and distribution, without I/O.
+
+`AcdEngine` follows the aioquic shape (DESIGN.md, "The sans-I/O contract"): the
+call-control layer feeds it inputs (a call to queue, an operator's phone ringing,
+answering or refusing, an operator's control, a timer tick), each with `now` in
+monotonic seconds, then drains `commands()` -- an ordered stream of imperative
+commands (`OfferCall`, `CancelOffer`, `PlayAnnouncement`, `Overflow`,
+`PlaceCallback`) and past-tense facts (`CallQueued`, `CallAnswered`,
+`OperatorStateChanged`...) -- and re-arms its timer at `get_timer()`.
+
+Offer outcomes, as an Asterisk or FreeSWITCH user expects them:
+
+| what the operator's phone did         | the call                | the operator            |
+| ------------------------------------- | ----------------------- | ----------------------- |
+| answered                              | bridged (`CallAnswered`)| on call                 |
+| rang `ring_timeout` s with no answer  | next operator           | paused, "no answer"     |
+| busy (486)                            | next operator           | available, skipped for  |
+|                                       |                         | `busy_delay` s          |
+| declined (603)                        | next operator           | available, skipped for  |
+|                                       |                         | `decline_delay` s       |
+| unreachable (408, 480, 503, transport)| next operator           | available, skipped for  |
+|                                       |                         | `unreachable_delay` s   |
+| unregistered while ringing            | next operator           | available, not offered  |
+|                                       |                         | until registered again  |
+
+A decline does not pause: the operator chose to skip one call, which FreeSWITCH
+models as a reject delay, not a break. With `ring-all` nobody is paused on no answer
+either (that would pause the whole team); the call simply rings everyone again.
+
+Late inputs from the network are absorbed: a 200 OK for an offer already cancelled
+(two operators racing in ring-all, or a caller who hung up) yields a `CancelOffer`
+for that leg so routing releases it, and changes no state.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from acd.config import QueueConfig
+from acd.core import ANNOUNCE, COOLDOWN, MAX_WAIT, RETRY, RING, WRAPUP, Answered
+from acd.errors import (
+    CallbackUnavailableError,
+    DuplicateCallError,
+    UnknownCallError,
+    UnknownQueueError,
+)
+from acd.events import (
+    CallAbandoned,
+    CallAnswered,
+    CallbackFailed,
+    CallbackRequested,
+    CallEnded,
+    CancelOffer,
+    OfferFailure,
+    OfferRinging,
+    Output,
+    OverflowReason,
+    PlaceCallback,
+    PlayAnnouncement,
+)
+from acd.operator import OperatorInput
+from acd.queue import Call, CallInput, CallState
+from acd.staff import NO_ANSWER_REASON, OperatorControls
+from acd.view import EngineViews
+
+logger = logging.getLogger(__name__)
+_REFUSALS = (OfferFailure.BUSY, OfferFailure.DECLINE, OfferFailure.UNREACHABLE)
+
+
+class AcdEngine(OperatorControls, EngineViews):
+    """Skill queues and operators; see the module docstring for the offer outcomes."""
+
+    # ------------------------------------------------------------------ outputs
+
+    def next_command(self) -> Output | None:
+        """The next command or fact, in the order they arose; None when drained."""
+        return self._out.popleft() if self._out else None
+
+    def commands(self) -> list[Output]:
+        """Drain every pending command and fact, in order."""
+        items = list(self._out)
+        self._out.clear()
+        return items
+
+    def get_timer(self) -> float | None:
+        return self._timers.earliest()
+
+    # -------------------------------------------------------------------- calls
+
+    def enqueue(
+        self,
+        call_id: str,
+        queue: str,
+        *,
+        priority: int = 0,
+        entered_at: float | None = None,
+        caller: str = "",
+        now: float,
+    ) -> None:
+        """A call enters `queue`; `entered_at` (default `now`) is its queue-entry
+        time, after the welcome message and the IVR, as the Tm KPI wants."""
+        if queue not in self._queues:
+            raise UnknownQueueError(f"unknown queue {queue!r}")
+        if call_id in self._calls:
+            raise DuplicateCallError(f"call {call_id!r} is already in the ACD")
+        self._seq += 1
+        start = now if entered_at is None else entered_at
+        call = Call(call_id, queue, priority, start, now, caller, self._seq)
+        self._join(call, queue, now=now)
+        self._dispatch(now=now)
+
+    def caller_hung_up(self, call_id: str, *, now: float) -> None:
+        """The caller left. Waiting or ringing: abandoned. Answered: the call ended.
+        Waiting for a callback: expected, ignored."""
+        call = self._calls.get(call_id)
+        if call is None:
+            logger.debug("hang-up for unknown or finished call %s", call_id)
+        elif call.state is CallState.ON_CALL:
+            self.call_ended(call_id, now=now)
+        elif call.callback_number is None:
+            self._abandon(call, now=now)
+
+    def _abandon(self, call: Call, *, now: float) -> None:
+        ringing = call.state is CallState.OFFERED
+        self._cancel_all_legs(call, OfferFailure.CALLER_GONE, now=now)
+        self._forget(call)
+        self._emit(
+            CallAbandoned(
+                call_id=call.call_id,
+                queue=call.queue,
+                entered_at=call.entered_at,
+                while_ringing=ringing,
+                at=now,
+            )
+        )
+        self._dispatch(now=now)
+
+    def offer_ringing(self, call_id: str, operator: str, *, now: float) -> None:
+        """The operator's phone rings (180); the ring timeout runs from the offer."""
+        self._op(operator)
+        call = self._calls.get(call_id)
+        if call is not None and operator in call.offers:
+            self._emit(OfferRinging(call_id=call_id, operator=operator, at=now))
+
+    def offer_answered(self, call_id: str, operator: str, *, now: float) -> None:
+        """The operator answered. First answer wins; a late one is released."""
+        op = self._op(operator)
+        call = self._calls.get(call_id)
+        if call is None or operator not in call.offers:
+            late = call is not None and call.state is CallState.ON_CALL
+            reason = OfferFailure.ANSWERED_ELSEWHERE if late else OfferFailure.CALLER_GONE
+            self._emit_cancel(call_id, operator, reason)
+            return
+        del call.offers[operator]
+        self._timers.cancel((RING, call_id, operator))
+        self._cancel_all_legs(call, OfferFailure.ANSWERED_ELSEWHERE, now=now)
+        self._move(op, OperatorInput.ANSWER, now=now)
+        op.call_id = call_id
+        call.move(CallInput.ANSWER)
+        call.operator = operator
+        self._queues[call.queue].remove(call)
+        self._disarm_waiting_timers(call_id)
+        self._answer_started(call, op.id, now=now)
+        self._dispatch(now=now)
+
+    def _answer_started(self, call: Call, operator: str, *, now: float) -> None:
+        if call.callback_number is None:
+            self._record_answer(call, operator, now=now)
+        else:
+            # Operator first: the citizen is dialed only once someone is there to talk.
+            self._emit(
+                PlaceCallback(call_id=call.call_id, number=call.callback_number, operator=operator)
+            )
+
+    def _record_answer(self, call: Call, operator: str, *, now: float) -> None:
+        op = self._operators[operator]
+        op.calls_answered += 1
+        op.last_call_id = call.call_id
+        call.joined_at = now  # from here on: the start of the conversation
+        self._remember_answered(call.call_id, Answered(queue=call.queue, operator=operator))
+        self._emit(
+            CallAnswered(
+                call_id=call.call_id,
+                queue=call.queue,
+                operator=operator,
+                entered_at=call.entered_at,
+                callback=call.callback_number is not None,
+                at=now,
+            )
+        )
+
+    def offer_rejected(
+        self, call_id: str, operator: str, *, reason: OfferFailure | str, now: float
+    ) -> None:
+        """The operator's phone refused: busy, decline or unreachable. The call goes
+        on to the next operator; this one is skipped for the queue's delay."""
+        op = self._op(operator)
+        failure = OfferFailure(reason)
+        if failure not in _REFUSALS:
+            raise ValueError(f"not a refusal: {failure.value!r}")
+        call = self._calls.get(call_id)
+        if call is None or operator not in call.offers:
+            return
+        cfg = self._queue_cfg[call.queue]
+        self._end_leg(call, op, failure, now=now)
+        op.cooldown_until = now + _refusal_delay(cfg, failure)
+        self._timers.schedule((COOLDOWN, op.id), op.cooldown_until)
+        self._dispatch(now=now)
+
+    def call_ended(self, call_id: str, *, now: float) -> None:
+        """An answered call ended (either side hung up, or it was transferred away).
+        Before an answer this is an abandon."""
+        call = self._calls.get(call_id)
+        if call is None:
+            return
+        if call.state is not CallState.ON_CALL:
+            if call.callback_number is None:
+                self._abandon(call, now=now)
+            return
+        op = self._operators[call.operator or ""]
+        cfg = self._queue_cfg[call.queue]
+        del self._calls[call_id]
+        op.call_id = None
+        self._handle.add(call.queue, now - call.joined_at)
+        self._emit(CallEnded(call_id=call_id, queue=call.queue, operator=op.id, at=now))
+        self._move(op, OperatorInput.CALL_END, now=now)
+        if cfg.wrapup > 0:
+            self._timers.schedule((WRAPUP, op.id), now + cfg.wrapup)
+        else:
+            self._finish_work(op, now=now)
+        self._dispatch(now=now)
+
+    def _emit_cancel(self, call_id: str, operator: str, reason: OfferFailure) -> None:
+        self._emit(CancelOffer(call_id=call_id, operator=operator, reason=reason))
+
+    # ----------------------------------------------------------------- callback
+
+    def request_callback(self, call_id: str, *, number: str | None = None, now: float) -> None:
+        """The waiting caller pressed the callback digit: they keep their place and
+        hang up; when their turn comes an operator is offered the call, and on
+        answer `PlaceCallback` dials `number` (default: the caller's number)."""
+        call = self._calls.get(call_id)
+        if call is None or call.state is CallState.ON_CALL:
+            raise UnknownCallError(f"call {call_id!r} is not waiting in a queue")
+        if self._queue_cfg[call.queue].callback_digit is None:
+            raise CallbackUnavailableError(f"queue {call.queue!r} offers no callback")
+        target = number or call.callback_number or call.caller
+        if not target:
+            raise CallbackUnavailableError(f"call {call_id!r} has no number to call back")
+        if call.callback_number is None:
+            self._cancel_all_legs(call, OfferFailure.CALLBACK_REQUESTED, now=now)
+            if call.state is CallState.OFFERED:
+                call.move(CallInput.OFFER_ENDED)
+            self._disarm_waiting_timers(call_id)
+            self._emit(CallbackRequested(call_id=call_id, queue=call.queue, number=target, at=now))
+        call.callback_number = target
+        self._dispatch(now=now)
+
+    def callback_answered(self, call_id: str, *, now: float) -> None:
+        """The citizen answered the callback: operator and citizen are talking."""
+        call = self._callback_on_call(call_id)
+        self._record_answer(call, call.operator or "", now=now)
+
+    def callback_failed(self, call_id: str, *, now: float) -> None:
+        """The citizen did not answer the callback. The operator is freed at once (no
+        wrap-up: there was no conversation); the call keeps its place for another
+        attempt after `callback_retry_delay`, up to `callback_attempts`."""
+        call = self._callback_on_call(call_id)
+        cfg = self._queue_cfg[call.queue]
+        op = self._operators[call.operator or ""]
+        op.call_id, call.operator = None, None
+        self._move(op, OperatorInput.CALL_ABORTED, now=now)
+        self._finish_work(op, now=now)
+        call.callback_attempts += 1
+        final = call.callback_attempts >= cfg.callback_attempts
+        self._emit(
+            CallbackFailed(
+                call_id=call_id,
+                queue=call.queue,
+                attempt=call.callback_attempts,
+                final=final,
+                at=now,
+            )
+        )
+        if final:
+            del self._calls[call_id]
+        else:
+            call.move(CallInput.RETRY)
+            call.not_before = now + cfg.callback_retry_delay
+            self._queues[call.queue].add(call)
+            self._timers.schedule((RETRY, call_id), call.not_before)
+        self._dispatch(now=now)
+
+    def _callback_on_call(self, call_id: str) -> Call:
+        call = self._calls.get(call_id)
+        if call is None or call.state is not CallState.ON_CALL or call.callback_number is None:
+            raise UnknownCallError(f"call {call_id!r} is not a callback being placed")
+        return call
+
+    # ------------------------------------------------------------------- timers
+
+    def handle_timer(self, *, now: float) -> None:
+        """Fire every deadline due at `now`, then match calls and operators again."""
+        while (key := self._timers.pop_due(now)) is not None:
+            assert isinstance(key, tuple)
+            kind, *ids = key
+            if kind == RING:
+                self._on_ring_timeout(ids[0], ids[1], now=now)
+            elif kind == WRAPUP:
+                self._finish_work(self._operators[ids[0]], now=now)
+            elif kind == MAX_WAIT:
+                self._on_max_wait(ids[0], now=now)
+            elif kind == ANNOUNCE:
+                self._on_announce(ids[0], now=now)
+        self._dispatch(now=now)
+
+    def _on_ring_timeout(self, call_id: str, operator: str, *, now: float) -> None:
+        call, op = self._calls[call_id], self._operators[operator]
+        if self._is_ring_all(call) or not self._queue_cfg[call.queue].pause_on_no_answer:
+            self._end_leg(call, op, OfferFailure.NO_ANSWER, now=now)
+        else:
+            self._end_leg(
+                call,
+                op,
+                OfferFailure.NO_ANSWER,
+                now=now,
+                then=OperatorInput.NO_ANSWER,
+                pause_reason=NO_ANSWER_REASON,
+            )
+
+    def _on_max_wait(self, call_id: str, *, now: float) -> None:
+        # A call ringing an operator is left alone: if that offer fails, the call
+        # overflows then (`_back_to_waiting`).
+        call = self._calls[call_id]
+        if call.state is CallState.WAITING and call.callback_number is None:
+            cfg = self._queue_cfg[call.queue]
+            self._overflow(call, OverflowReason.MAX_WAIT, cfg.on_overflow, now=now)
+
+    def _on_announce(self, call_id: str, *, now: float) -> None:
+        call = self._calls[call_id]
+        cfg = self._queue_cfg[call.queue]
+        if call.state is CallState.WAITING:
+            position = self._queues[call.queue].position(call)
+            wait = self._handle.expected_wait(
+                call.queue,
+                position=position,
+                serving=self._serving(cfg.skill),
+                default=cfg.default_handle_time,
+                wrapup=cfg.wrapup,
+            )
+            self._emit(
+                PlayAnnouncement(
+                    call_id=call_id,
+                    position=position,
+                    expected_wait=wait,
+                    callback_digit=cfg.callback_digit,
+                )
+            )
+        if cfg.announce_interval is not None:
+            self._timers.schedule((ANNOUNCE, call_id), now + cfg.announce_interval)
+
+
+def _refusal_delay(cfg: QueueConfig, failure: OfferFailure) -> float:
+    if failure is OfferFailure.BUSY:
+        return cfg.busy_delay
+    if failure is OfferFailure.DECLINE:
+        return cfg.decline_delay
+    return cfg.unreachable_delay
