@@ -81,6 +81,7 @@ class IvrMeasured:
     """A call reached its first queue: seconds spent in welcome and IVR before it."""
 
     service: str
+    channel: str
     seconds: float
     at: float
 
@@ -191,8 +192,9 @@ class KpiEngine:
             return  # requeued (overflow, transfer): Tm keeps the first queue entry
         self._on_ivr_step(call, event)
         call.queued_mono, call.queued_wall_us = event.mono, event.wall_us
+        seconds = event.mono - call.first_mono
         self._emit(
-            IvrMeasured(service=_name(call), seconds=event.mono - call.first_mono, at=event.mono)
+            IvrMeasured(service=_name(call), channel=call.channel, seconds=seconds, at=event.mono)
         )
 
     def _on_answered(self, call: _Call, event: CallEvent) -> None:

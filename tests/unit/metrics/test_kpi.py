@@ -216,7 +216,7 @@ def test_outputs_feed_the_exporter() -> None:
     while (o := engine.next_event()) is not None:
         out.append(o)
     assert out == [
-        IvrMeasured(service="td", seconds=pytest.approx(7.0), at=out[0].at),  # type: ignore[union-attr]
+        IvrMeasured(service="td", channel="voice", seconds=pytest.approx(7.0), at=out[0].at),  # type: ignore[union-attr]
         CallCounted(
             service="td",
             sub_service=None,
