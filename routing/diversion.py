@@ -207,6 +207,9 @@ class Classifier:
         self._country_code = country_code
         self._switchboard = {self._canonical(n) for n in config.switchboard_numbers} - {None}
         self._reasons = {reason.lower() for reason in config.reasons}
+        # Extensions may be written short ("4321") or in full ("0461 49*"): compare
+        # both the written digits and the canonical E.164 form.
+        self._patterns = [self._compile(pattern) for pattern in config.extensions]
 
     def _canonical(self, number: str) -> str | None:
         try:
@@ -241,16 +244,24 @@ class Classifier:
         )
 
     def _is_extension(self, party: str | None) -> bool:
-        if not self._config.extensions:
+        if not self._patterns:
             return True
         if party is None:
             return False
-        forms = {party.replace(" ", ""), self._canonical(party) or ""}
-        return any(_matches(pattern, forms) for pattern in self._config.extensions)
+        forms = self._forms(party)
+        for prefix, pattern_forms in self._patterns:
+            if prefix and any(f.startswith(p) for f in forms for p in pattern_forms):
+                return True
+            if not prefix and forms & pattern_forms:
+                return True
+        return False
 
+    def _forms(self, number: str) -> set[str]:
+        """A number as written (digits only) and in canonical form, when it has one."""
+        plain = number.replace(" ", "")
+        canonical = self._canonical(plain)
+        return {plain, canonical} if canonical else {plain}
 
-def _matches(pattern: str, forms: set[str]) -> bool:
-    pattern = pattern.replace(" ", "")
-    if pattern.endswith("*"):
-        return any(form and form.startswith(pattern[:-1]) for form in forms)
-    return pattern in forms
+    def _compile(self, pattern: str) -> tuple[bool, frozenset[str]]:
+        prefix = pattern.endswith("*")
+        return prefix, frozenset(self._forms(pattern.rstrip("*")))
