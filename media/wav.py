@@ -7,6 +7,7 @@ fail is turned into WavError so that a bad prompt file is reported, not a traceb
 from __future__ import annotations
 
 import io
+import struct
 import wave
 
 __all__ = ["CHANNELS", "SAMPLE_RATE", "SAMPLE_WIDTH", "WavError", "read_wav", "write_wav"]
@@ -14,6 +15,14 @@ __all__ = ["CHANNELS", "SAMPLE_RATE", "SAMPLE_WIDTH", "WavError", "read_wav", "w
 SAMPLE_RATE = 8000
 CHANNELS = 1
 SAMPLE_WIDTH = 2
+
+
+# What `wave` raises on corrupt input, found by fuzzing truncated and mutated headers
+# (a chunk size pointing past the end makes it raise a bare RuntimeError).
+_WAVE_FAILURES = (
+    wave.Error, EOFError, ValueError, OSError, RuntimeError, struct.error, ZeroDivisionError,
+    OverflowError, MemoryError,
+)  # fmt: skip
 
 
 class WavError(ValueError):
@@ -28,7 +37,7 @@ def read_wav(data: bytes) -> bytes:
             channels = reader.getnchannels()
             width = reader.getsampwidth()
             pcm = reader.readframes(reader.getnframes())
-    except (wave.Error, EOFError, ValueError, OSError) as exc:
+    except _WAVE_FAILURES as exc:
         raise WavError(f"not a readable PCM WAV file: {exc}") from exc
     problems = []
     if rate != SAMPLE_RATE:
@@ -39,7 +48,7 @@ def read_wav(data: bytes) -> bytes:
         problems.append(f"{8 * width}-bit samples (need 16-bit)")
     if problems:
         raise WavError("unsupported WAV format: " + ", ".join(problems))
-    return pcm
+    return pcm[: len(pcm) - len(pcm) % SAMPLE_WIDTH]  # a truncated file may end mid-sample
 
 
 def write_wav(pcm: bytes) -> bytes:
