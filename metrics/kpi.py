@@ -155,6 +155,15 @@ class KpiEngine:
         tally = self._tallies.get(key, Tally())
         return figures_from(tally, self.config.unknown_disposition)
 
+    def tally(
+        self, service: str | None, period: tuple[str, object], *, sub_service: str | None = None
+    ) -> Tally:
+        """A copy of the raw counters behind `figures` (for reports that regroup slots)."""
+        key = (service or ALL, sub_service or ALL, self.calendar.period_key(period))
+        copy = Tally()
+        copy.add(self._tallies.get(key, Tally()))
+        return copy
+
     def services(self) -> list[str]:
         """Every service that has counted at least one call."""
         return sorted({k[0] for k in self._tallies if k[0] != ALL})
