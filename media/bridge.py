@@ -125,8 +125,12 @@ class Relay:
             return None
         payload = data[start:end]
         if pt == self._in_pt and self._decoder is not None and self._encoder is not None:
-            payload = self._encoder.encode(self._decoder.decode(payload))
-            if not payload:
+            try:
+                payload = self._encoder.encode(self._decoder.decode(payload))
+            except ValueError:  # the codecs' errors (G711Error, G729Error) for a bad payload
+                self.dropped += 1
+                return None
+            if not payload:  # DTX: the encoder chose to send nothing
                 return None
         return HEADER.pack(0x80, second, seq, ts, self.sender.ssrc) + payload
 
