@@ -73,8 +73,8 @@ def detect(
     return found + detector.flush(now=len(pcm) / 16000)
 
 
-def digits(pcm: bytes, **kwargs: int) -> str:
-    return "".join(d.digit for d in detect(pcm, **kwargs))
+def digits(pcm: bytes) -> str:
+    return "".join(d.digit for d in detect(pcm))
 
 
 # --- the Goertzel measure ----------------------------------------------------------------
