@@ -239,8 +239,8 @@ def server_key(request: Request) -> ServerTransactionKey:
     RFC 2543 peers the Request-URI, From tag, Call-ID, CSeq number and top Via instead
     (the To tag is checked by `ServerTransaction.matches_legacy`).
     """
-    top_raw = request.headers.values("via")[0]
     via = request.top_via
+    top_raw = request.headers.values("via")[0]
     method = "INVITE" if request.method == "ACK" else request.method
     sent_by = f"{via.host.lower()}:{via.port or 5060}"
     branch = via.branch

@@ -43,7 +43,7 @@ from sip.server_transaction import (
 )
 from sip.timers import TimerConfig
 from sip.transaction import Addr, ClientTransactionKey, Input, ServerTransactionKey, State, Timed
-from sip.transaction_reply import stateless_error
+from sip.transaction_reply import salvage, stateless_error
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class TransactionLayer:
 
         A 2xx to an INVITE is then retransmitted until its ACK arrives (§13.3.1.4).
         """
-        key = target if isinstance(target, ServerTransactionKey) else server_key(target)
+        key = target if isinstance(target, ServerTransactionKey) else self._key_of(target)
         txn = self._servers.get(key)
         if txn is None:
             raise LocalProtocolError(f"no server transaction {key}")
@@ -197,17 +197,27 @@ class TransactionLayer:
     def receive_datagram(self, data: bytes, addr: Addr, *, now: float) -> None:
         """Handle one datagram from `addr`; never raises on malformed input."""
         try:
-            message = parse_message(data)
-            if isinstance(message, Request):
-                self._receive_request(message, addr, now=now)
-            else:
-                self._receive_response(message, addr, now=now)
+            self._receive(data, addr, now=now)
         except RemoteProtocolError as exc:
             self._drop(exc.reason, addr, now=now)
+        except LocalProtocolError as exc:
+            # e.g. a bare CR inside a header value we would have to copy into a response
+            self._drop(f"cannot answer: {exc}", addr, now=now)
         except (ValueError, LookupError, UnicodeError) as exc:
             # A parser gap must not kill the endpoint: report it loudly and carry on.
             logger.warning("unexpected error on datagram from %s: %r", addr, exc)
             self._drop(f"unparseable: {exc!r}", addr, now=now)
+
+    def _receive(self, data: bytes, addr: Addr, *, now: float) -> None:
+        try:
+            message = parse_message(data)
+        except RemoteProtocolError as exc:
+            self._answer_unparsed(data, exc, addr, now=now)
+            return
+        if isinstance(message, Request):
+            self._receive_request(message, addr, now=now)
+        else:
+            self._receive_response(message, addr, now=now)
 
     def _drop(self, reason: str, addr: Addr, *, now: float) -> None:
         self._events.append(MessageDropped(at=now, reason=reason, addr=addr))
@@ -292,6 +302,15 @@ class TransactionLayer:
         )
         self._events.append(event)
 
+    def _answer_unparsed(
+        self, data: bytes, exc: RemoteProtocolError, addr: Addr, *, now: float
+    ) -> None:
+        bones = salvage(data) if exc.status_hint is not None else None
+        if bones is None:
+            self._drop(exc.reason, addr, now=now)
+        else:
+            self._answer_malformed(bones, exc, addr, now=now)
+
     def _receive_response(self, response: Response, addr: Addr, *, now: float) -> None:
         validate_response(response)
         key = ClientTransactionKey(response.top_via.branch or "", response.cseq.method)
@@ -315,6 +334,13 @@ class TransactionLayer:
         branch = self._ids.branch()
         request.headers.prepend("Via", f"SIP/2.0/UDP {self._sent_by};branch={branch};rport")
         return branch
+
+    @staticmethod
+    def _key_of(request: Request) -> ServerTransactionKey:
+        try:
+            return server_key(request)
+        except RemoteProtocolError as exc:
+            raise LocalProtocolError(f"not a received request: {exc.reason}") from exc
 
     def _send_ack(self, ack: Request, addr: Addr) -> None:
         data = ack.to_bytes()

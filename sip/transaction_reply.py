@@ -8,7 +8,7 @@ reason goes in a Warning header (code 399, "miscellaneous warning") for the peer
 from __future__ import annotations
 
 from sip.errors import RemoteProtocolError
-from sip.message import Request, Response, make_response
+from sip.message import Headers, Request, Response, canonical_name, make_response
 from sip.server_transaction import response_address, stamp_via
 from sip.transaction import Addr
 
@@ -46,3 +46,19 @@ def _quoted(reason: str) -> str:
     """Make `reason` safe inside a quoted-string (§25.1): printable ASCII, no \\ or "."""
     safe = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in reason)
     return safe[:200]
+
+
+def salvage(data: bytes) -> Request | None:
+    """The bare bones of a request that failed to parse (a bad header line, too many
+    fields): its request line and the five fields a response copies, or None."""
+    head = data.lstrip(b"\r\n").split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    lines = head.split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[2].startswith("SIP/") or not parts[0].isalpha():
+        return None
+    headers = Headers()
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if colon and canonical_name(name.strip()) in _NEEDED:
+            headers.add(name.strip(), value.strip())
+    return Request(parts[0], parts[1], headers, version=parts[2])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from txn_link import A, B, Link, events, request
 
-from sip.events import ResponseReceived, TransactionTimedOut
+from sip.events import RequestReceived, ResponseReceived, TransactionTimedOut
 from sip.message import make_response
 from sip.timers import TimerConfig
 
@@ -43,7 +43,8 @@ def test_timer_e_fires_every_t2_once_a_provisional_arrived() -> None:
     link.a.send_request(request("OPTIONS"), B, now=0.0)
     link.transfer()
     (received,) = events(link.b)
-    link.b.send_response(received.key, make_response(received.request, 183), now=0.0)  # type: ignore[union-attr]
+    assert isinstance(received, RequestReceived)
+    link.b.send_response(received.key, make_response(received.request, 183), now=0.0)
     link.run_until(20.0)
     # Proceeding: E fires every T2 after its pending 0.5 s expiry.
     assert link.sent(A, "OPTIONS") == [0.0, 0.5, 4.5, 8.5, 12.5, 16.5]
