@@ -90,6 +90,17 @@ def payload_bounds(data: bytes) -> tuple[int, int]:
 
 def parse_rtp(data: bytes) -> RtpPacket:
     """Parse and validate one RTP packet; raises RtpError, never anything else."""
+    if len(data) >= 12 and data[0] == 0x80 and not 72 <= data[1] & 0x7F <= 76:
+        # The common case: no padding, extension or CSRC.
+        _, second, seq, ts, ssrc = HEADER.unpack_from(data)
+        return RtpPacket(
+            payload_type=second & 0x7F,
+            sequence_number=seq,
+            timestamp=ts,
+            ssrc=ssrc,
+            payload=bytes(data[12:]),
+            marker=second > 0x7F,
+        )
     start, end = payload_bounds(data)
     first, second, seq, ts, ssrc = HEADER.unpack_from(data)
     count = first & 0x0F
@@ -129,6 +140,16 @@ def _check_fields(packet: RtpPacket) -> None:
 
 def build_rtp(packet: RtpPacket) -> bytes:
     """Serialize a packet (RFC 3550 §5.1); raises RtpError for out-of-range fields."""
+    plain = not (packet.csrc or packet.padding or packet.extension)
+    if plain and packet.extension_profile is None and 0 <= packet.payload_type <= 127:
+        second = (0x80 if packet.marker else 0) | packet.payload_type
+        try:
+            header = HEADER.pack(
+                0x80, second, packet.sequence_number, packet.timestamp, packet.ssrc
+            )
+        except struct.error as exc:
+            raise RtpError(f"field out of range: {exc}") from exc
+        return header + packet.payload
     _check_fields(packet)
     has_ext = packet.extension_profile is not None
     first = 0x80 | (0x20 if packet.padding else 0) | (0x10 if has_ext else 0) | len(packet.csrc)
