@@ -1,7 +1,9 @@
-"""Typed views of the header fields the core needs (RFC 3261 §20, §25.1).
+"""Typed views of the header fields the core needs (RFC 3261 §7.3, §20, §25.1).
 
-Via, CSeq and the name-addr/addr-spec family (From, To, Contact, Route, Record-Route,
-Refer-To, P-Asserted-Identity) are parsed here; every other field stays raw text.
+Via, CSeq, the name-addr/addr-spec family (From, To, Contact, Route, Record-Route,
+Refer-To, P-Asserted-Identity) and the auth headers are parsed here, each by one
+precompiled expression; every other field stays raw text. LWS has already been folded
+into single spaces by the parser (§7.3.1), so the grammar here only sees SP and HT.
 """
 
 from __future__ import annotations
@@ -13,70 +15,67 @@ from sip.errors import RemoteProtocolError
 from sip.uri import Uri, parse_uri, split_host_port
 
 MAX_CSEQ = 2**32 - 1
-_TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
+MAX_DELTA_SECONDS = 2**32 - 1
+DEFAULT_EXPIRES = 3600
+"""RFC 3261 §10.2.1.1 default, also used for out-of-range values (RFC 4475 §3.1.2.4)."""
+
+_TOKEN_CHARS = r"A-Za-z0-9\-.!%*_+`'~"
+_TOKEN_RE = rf"[{_TOKEN_CHARS}]+"
+_QUOTED_RE = r'"(?:[^"\\]|\\.)*"'
+# gen-value = token / host / quoted-string; a host may be an IPv6 reference, and RFC
+# 5118 §4.5 asks to accept a received= IPv6 address with or without brackets.
+_VALUE_RE = rf"(?:[{_TOKEN_CHARS}:\[\]]+|{_QUOTED_RE})"
+_PARAM_RE = rf"[ \t]*;[ \t]*({_TOKEN_RE})(?:[ \t]*=[ \t]*({_VALUE_RE}))?"
+_PARAMS_RE = rf"(?:[ \t]*;[ \t]*{_TOKEN_RE}(?:[ \t]*=[ \t]*{_VALUE_RE})?)*"
+_TOKEN = re.compile(_TOKEN_RE)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.S)
+_PARAM = re.compile(_PARAM_RE, re.S)
+_PARAMS = re.compile(rf"{_PARAMS_RE}[ \t]*", re.S)
+_LIST_ITEM = re.compile(r'[ \t]*((?:"(?:[^"\\]|\\.)*"|<[^<>]*>|[^,"<])*)(,|\Z)', re.S)
 
 
 def split_values(raw: str) -> list[str]:
-    """Split a list header at top-level commas: not inside quotes or <...> (§7.3.1)."""
+    """Split a list header at top-level commas: not inside quotes or <...> (§7.3.1).
+
+    An empty element (`a,,b`) or an unterminated quote or bracket is malformed (400).
+    """
     if "," not in raw:
-        return [raw.strip()] if raw.strip() else []
+        value = raw.strip(" \t")
+        return [value] if value else []
     out: list[str] = []
-    start, depth, quoted, escaped = 0, 0, False, False
-    for i, ch in enumerate(raw):
-        if escaped:
-            escaped = False
-        elif quoted:
-            if ch == "\\":
-                escaped = True
-            elif ch == '"':
-                quoted = False
-        elif ch == '"':
-            quoted = True
-        elif ch == "<":
-            depth += 1
-        elif ch == ">":
-            depth = max(0, depth - 1)
-        elif ch == "," and depth == 0:
-            out.append(raw[start:i].strip())
-            start = i + 1
-    out.append(raw[start:].strip())
-    if any(not v for v in out):
-        raise RemoteProtocolError(f"empty element in list header {raw!r}")
-    return out
+    pos = 0
+    while True:
+        match = _LIST_ITEM.match(raw, pos)
+        item = match.group(1).rstrip(" \t") if match is not None else ""
+        if match is None or not item:
+            raise RemoteProtocolError(f"empty or malformed element in list {raw[:80]!r}")
+        out.append(item)
+        if not match.group(2):
+            return out
+        pos = match.end()
 
 
 def parse_params(text: str, context: str) -> dict[str, str | None]:
-    """Parse `;name=value;flag` generic parameters (§25.1 generic-param)."""
-    params: dict[str, str | None] = {}
-    for item in _split_semicolons(text):
-        name, eq, value = item.partition("=")
-        name = name.strip().lower()
-        if not name or not _TOKEN.match(name):
-            raise RemoteProtocolError(f"malformed parameter in {context!r}")
-        params[name] = value.strip() if eq else None
-    return params
+    """Parse `;name=value;flag` generic parameters (§25.1 generic-param).
+
+    Names are case-insensitive and returned in lower case; values are kept as written
+    (quoted strings with their quotes). Anything else in `text` is malformed (400).
+    """
+    if _PARAMS.fullmatch(text) is None:
+        raise RemoteProtocolError(f"malformed parameters in {context[:80]!r}")
+    return {name.lower(): value or None for name, value in _PARAM.findall(text)}
 
 
-def _split_semicolons(text: str) -> list[str]:
-    items: list[str] = []
-    start, quoted, escaped = 0, False, False
-    for i, ch in enumerate(text):
-        if escaped:
-            escaped = False
-        elif ch == "\\" and quoted:
-            escaped = True
-        elif ch == '"':
-            quoted = not quoted
-        elif ch == ";" and not quoted:
-            items.append(text[start:i])
-            start = i + 1
-    items.append(text[start:])
-    if quoted:
-        raise RemoteProtocolError(f"unterminated quoted string in {text!r}")
-    first = items[0].strip()
-    if first:
-        raise RemoteProtocolError(f"text before parameters in {text!r}")
-    return items[1:]
+def delta_seconds(text: str) -> int:
+    """An expiry (§20.19, §20.10 `expires`): digits; out of range means 3600.
+
+    RFC 4475 §3.1.2.4: a value beyond 2**32-1 is treated as the default expiration.
+    """
+    value = text.strip(" \t")
+    if not value.isdigit() or not value.isascii():
+        raise RemoteProtocolError(f"malformed expiry {text[:40]!r}")
+    seconds = int(value) if len(value) <= 10 else MAX_DELTA_SECONDS + 1
+    return DEFAULT_EXPIRES if seconds > MAX_DELTA_SECONDS else seconds
 
 
 @dataclass(slots=True)
@@ -90,20 +89,23 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
+_CSEQ = re.compile(rf"[ \t]*([0-9]+)[ \t]+({_TOKEN_RE})[ \t]*")
+
+
 def parse_cseq(raw: str) -> CSeq:
-    """Parse CSeq; the number must fit in 32 bits (§8.1.1.5)."""
-    parts = raw.split()
-    if len(parts) != 2 or not parts[0].isdigit() or not _TOKEN.match(parts[1]):
-        raise RemoteProtocolError(f"malformed CSeq {raw!r}")
-    seq = int(parts[0])
-    if seq > MAX_CSEQ:
-        raise RemoteProtocolError(f"CSeq number out of range {raw!r}")
-    return CSeq(seq, parts[1])
+    """Parse CSeq; the number must fit in 32 bits (§8.1.1.5, RFC 4475 §3.1.2.4)."""
+    match = _CSEQ.fullmatch(raw)
+    if match is None:
+        raise RemoteProtocolError(f"malformed CSeq {raw[:60]!r}")
+    digits = match.group(1)
+    if len(digits) > 10 or int(digits) > MAX_CSEQ:
+        raise RemoteProtocolError(f"CSeq number out of range {raw[:60]!r}")
+    return CSeq(int(digits), match.group(2))
 
 
 @dataclass(slots=True)
 class Via:
-    """One Via element (§20.42) with RFC 3581 rport."""
+    """One Via element (§20.42, §18.2.1) with RFC 3581 rport."""
 
     transport: str
     host: str
@@ -121,6 +123,22 @@ class Via:
         """(host, port) as sent."""
         return self.host, self.port
 
+    @property
+    def received(self) -> str | None:
+        """The received parameter a server added (§18.2.1)."""
+        return self.params.get("received")
+
+    @property
+    def rport(self) -> int | None:
+        """The port in `rport=N` (RFC 3581 §4); None for a bare `rport` or none."""
+        value = self.params.get("rport")
+        return int(value) if value is not None and value.isdigit() else None
+
+    @property
+    def wants_rport(self) -> bool:
+        """Whether the client asked for symmetric response routing (RFC 3581 §3)."""
+        return "rport" in self.params
+
     def __str__(self) -> str:
         out = f"{self.protocol}/{self.transport} {self.host}"
         if self.port is not None:
@@ -130,27 +148,34 @@ class Via:
         return out
 
 
-_VIA_HEAD = re.compile(
-    r"^\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*/\s*([0-9.]+)\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(.*)$",
+_VIA = re.compile(
+    rf"[ \t]*({_TOKEN_RE})[ \t]*/[ \t]*({_TOKEN_RE})[ \t]*/[ \t]*({_TOKEN_RE})[ \t]+"
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?)"
+    rf"(?:[ \t]*:[ \t]*([0-9]{{1,5}}))?({_PARAMS_RE})[ \t]*",
     re.S,
 )
 
 
 def parse_via(raw: str) -> Via:
-    """Parse one Via element."""
-    match = _VIA_HEAD.match(raw)
+    """Parse one Via element: sent-protocol, sent-by and via-params (§20.42, §25.1)."""
+    match = _VIA.fullmatch(raw)
     if match is None:
-        raise RemoteProtocolError(f"malformed Via {raw!r}")
-    name, version, transport, rest = match.groups()
-    sent_by, semi, params_text = rest.partition(";")
-    host, port = split_host_port(re.sub(r"\s+", "", sent_by), raw)
-    params = parse_params(semi + params_text, raw) if semi else {}
-    return Via(transport.upper(), host, port, params, f"{name.upper()}/{version}")
+        raise RemoteProtocolError(f"malformed Via {raw[:80]!r}")
+    name, version, transport, host, port, params = match.groups()
+    if host[0] == "[" or (port is not None and int(port) > 65535):
+        host, _ = split_host_port(host, raw)
+    param_map = {n.lower(): v or None for n, v in _PARAM.findall(params)} if params else {}
+    protocol = f"{name.upper()}/{version}"
+    return Via(transport.upper(), host, None if port is None else int(port), param_map, protocol)
 
 
 @dataclass(slots=True)
 class Address:
-    """A name-addr or addr-spec with header parameters (§20.10, §20.20, §20.39)."""
+    """A name-addr or addr-spec with header parameters (§20.10, §20.20, §20.39).
+
+    `display` is the display name as written inside its quotes (escapes kept), so it
+    is forwarded unchanged; `display_unescaped` decodes the quoted-pairs.
+    """
 
     uri: Uri
     display: str | None = None
@@ -162,6 +187,31 @@ class Address:
         """The tag parameter (§19.3)."""
         return self.params.get("tag")
 
+    @property
+    def display_unescaped(self) -> str | None:
+        """The display name with quoted-pairs decoded (§25.1)."""
+        return None if self.display is None else _QUOTED_PAIR.sub(r"\1", self.display)
+
+    @property
+    def expires(self) -> int | None:
+        """The Contact `expires` parameter (§10.2.1.1); 3600 when out of range."""
+        value = self.params.get("expires")
+        if value is None:
+            if "expires" in self.params:
+                raise RemoteProtocolError("expires parameter without a value")
+            return None
+        return delta_seconds(value)
+
+    @property
+    def q(self) -> float | None:
+        """The Contact `q` preference, 0 to 1 (§20.10)."""
+        value = self.params.get("q")
+        if value is None:
+            return None
+        if _QVALUE.fullmatch(value) is None:
+            raise RemoteProtocolError(f"malformed q value {value[:20]!r}")
+        return float(value)
+
     def __str__(self) -> str:
         if self.star:
             return "*"
@@ -172,52 +222,40 @@ class Address:
 
 
 _STAR_URI = Uri("*")
+_QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+_NAME_ADDR = re.compile(
+    rf'[ \t]*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN_RE}(?:[ \t]+{_TOKEN_RE})*))?'
+    rf"[ \t]*<([^<>]*)>({_PARAMS_RE})[ \t]*",
+    re.S,
+)
 
 
 def parse_address(raw: str) -> Address:
-    """Parse name-addr / addr-spec with parameters; `*` for a Contact wildcard."""
-    text = raw.strip()
+    """Parse name-addr / addr-spec with parameters; `*` for a Contact wildcard (§20.10).
+
+    In an addr-spec every `;` starts a header parameter, so a URI holding `,`, `?` or
+    `;` must be bracketed (§20; RFC 4475 §3.1.2.13, §3.3.12).
+    """
+    if "<" in raw:
+        return _parse_name_addr(raw)
+    text = raw.strip(" \t")
     if text == "*":
         return Address(_STAR_URI, star=True)
-    if "<" in text:
-        return _parse_name_addr(text, raw)
     uri_text, semi, params_text = text.partition(";")
-    if any(c in uri_text for c in ",?"):
-        # §20: an addr-spec with a comma, question mark or semicolon must be bracketed.
-        raise RemoteProtocolError(f"URI with reserved characters outside <> in {raw!r}")
+    if "," in uri_text or "?" in uri_text:
+        raise RemoteProtocolError(f"URI with reserved characters outside <> in {raw[:80]!r}")
     params = parse_params(semi + params_text, raw) if semi else {}
-    return Address(parse_uri(uri_text.strip()), None, params)
+    return Address(parse_uri(uri_text.rstrip(" \t")), None, params)
 
 
-def _parse_name_addr(text: str, raw: str) -> Address:
-    display, rest = _take_display(text, raw)
-    end = rest.find(">")
-    if not rest.startswith("<") or end < 0:
-        raise RemoteProtocolError(f"malformed name-addr {raw!r}")
-    uri = parse_uri(rest[1:end])
-    tail = rest[end + 1 :].strip()
-    params = parse_params(tail, raw) if tail else {}
-    return Address(uri, display, params)
-
-
-def _take_display(text: str, raw: str) -> tuple[str | None, str]:
-    if text.startswith('"'):
-        i, escaped = 1, False
-        while i < len(text):
-            ch = text[i]
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                return text[1:i], text[i + 1 :].lstrip()
-            i += 1
-        raise RemoteProtocolError(f"unterminated display name in {raw!r}")
-    lt = text.index("<")
-    display = text[:lt].strip()
-    if display and not all(_TOKEN.match(word) for word in display.split()):
-        raise RemoteProtocolError(f"unquoted display name with separators in {raw!r}")
-    return display or None, text[lt:]
+def _parse_name_addr(raw: str) -> Address:
+    match = _NAME_ADDR.fullmatch(raw)
+    if match is None:
+        raise RemoteProtocolError(f"malformed name-addr {raw[:80]!r}")
+    quoted, words, uri_text, params_text = match.groups()
+    display = quoted if quoted is not None else words
+    params = {n.lower(): v or None for n, v in _PARAM.findall(params_text)}
+    return Address(parse_uri(uri_text), display, params)
 
 
 _AUTH_SCHEME = re.compile(r"\s*([A-Za-z0-9\-.!%*_+`'~]+)(?:\s+|$)")
@@ -226,7 +264,6 @@ _AUTH_PARAM = re.compile(
     r'(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))\s*(?:,|$)',
     re.S,
 )
-_QUOTED_PAIR = re.compile(r"\\(.)", re.S)
 
 
 def parse_auth_params(raw: str) -> tuple[str, dict[str, str]]:

@@ -7,11 +7,21 @@ parse of a datagram cheap when the transaction layer only needs the top Via and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sip.errors import RemoteProtocolError
-from sip.headers import Address, CSeq, Via, parse_address, parse_cseq, parse_via, split_values
+from sip.errors import LocalProtocolError, RemoteProtocolError
+from sip.headers import (
+    Address,
+    CSeq,
+    Via,
+    delta_seconds,
+    parse_address,
+    parse_cseq,
+    parse_via,
+    split_values,
+)
 
 SIP_VERSION = "SIP/2.0"
 
@@ -72,8 +82,19 @@ LIST_HEADERS = frozenset(
 
 def canonical_name(name: str) -> str:
     """Return the lower-case full name of a header field (compact forms expanded)."""
+    known = _CANONICAL.get(name)
+    if known is not None:
+        return known
     key = name.lower()
-    return COMPACT_FORMS.get(key, key)
+    key = COMPACT_FORMS.get(key, key)
+    if len(_CANONICAL) < _CANONICAL_LIMIT:
+        # Bounded so that a peer sending random header names cannot grow it forever.
+        _CANONICAL[name] = key
+    return key
+
+
+_CANONICAL: dict[str, str] = {}
+_CANONICAL_LIMIT = 4096
 
 
 @dataclass(slots=True)
@@ -90,7 +111,7 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The raw value of the first field with this name, or None."""
-        key = canonical_name(name)
+        key = _CANONICAL.get(name) or canonical_name(name)
         for k, _, v in self.fields:
             if k == key:
                 return v
@@ -146,13 +167,19 @@ class Headers:
 
 
 class _Message:
-    """What requests and responses share: headers, body and typed views of key fields."""
+    """What requests and responses share: headers, body and typed views of key fields.
 
-    __slots__ = ("body", "headers", "version")
+    Views are parsed on each access from the raw fields (never cached), so they always
+    agree with the headers, which callers may edit. `defects` lists what the parser
+    found wrong in a request it could still answer; `validate_request` raises the first.
+    """
+
+    __slots__ = ("body", "defects", "headers", "version")
 
     headers: Headers
     body: bytes
     version: str
+    defects: tuple[RemoteProtocolError, ...]
 
     @property
     def call_id(self) -> str:
@@ -172,10 +199,8 @@ class _Message:
     @property
     def top_via(self) -> Via:
         """The topmost Via (§8.1.1.7); RemoteProtocolError if missing."""
-        values = self.headers.values("via")
-        if not values:
-            raise RemoteProtocolError("missing Via header", status_hint=400)
-        return parse_via(values[0])
+        raw = self._required("via")
+        return parse_via(split_values(raw)[0] if "," in raw else raw)
 
     @property
     def from_(self) -> Address:
@@ -187,21 +212,73 @@ class _Message:
         """The parsed To (§20.39)."""
         return parse_address(self._required("to"))
 
+    @property
+    def contacts(self) -> list[Address]:
+        """Every Contact element (§20.10); a wildcard is an Address with `star`."""
+        return [parse_address(v) for v in self.headers.values("contact")]
+
+    @property
+    def routes(self) -> list[Address]:
+        """The Route set, in order (§20.34)."""
+        return [parse_address(v) for v in self.headers.values("route")]
+
+    @property
+    def record_routes(self) -> list[Address]:
+        """The Record-Route entries, in order (§20.30)."""
+        return [parse_address(v) for v in self.headers.values("record-route")]
+
+    @property
+    def max_forwards(self) -> int | None:
+        """Max-Forwards (§20.22); None if absent or beyond 255 (RFC 4475 §3.1.2.4).
+
+        RemoteProtocolError (400) if it is not a number.
+        """
+        raw = self.headers.get("max-forwards")
+        if raw is None:
+            return None
+        if not raw.isdigit() or not raw.isascii():
+            raise RemoteProtocolError(f"malformed Max-Forwards {raw[:20]!r}")
+        value = int(raw) if len(raw) < 6 else 256
+        return value if value <= 255 else None
+
+    @property
+    def expires(self) -> int | None:
+        """The Expires header (§20.19); 3600 when out of range (RFC 4475 §3.1.2.4)."""
+        raw = self.headers.get("expires")
+        return None if raw is None else delta_seconds(raw)
+
+    def option_tags(self, name: str) -> list[str]:
+        """Option tags of Require, Proxy-Require, Supported or Unsupported (§19.2)."""
+        return self.headers.values(name)
+
     def _required(self, name: str) -> str:
         value = self.headers.get(name)
-        if value is None:
+        if not value:
             raise RemoteProtocolError(f"missing {name} header", status_hint=400)
         return value
 
     def _serialize(self, start_line: str) -> bytes:
+        """Write the message; Content-Length is set to the body's length (§18.3, §20.14).
+
+        The first Content-Length field keeps its place and spelling, others are dropped,
+        and one is appended when there was none.
+        """
         parts = [start_line]
-        for _, name, value in self.headers.fields:
-            if name.lower() in ("content-length", "l"):
+        length = str(len(self.body))
+        seen_length = False
+        for key, name, value in self.headers.fields:
+            if key == "content-length":
+                if not seen_length:
+                    parts.append(f"{name}: {length}")
+                    seen_length = True
                 continue
+            if "\n" in value or "\r" in value:
+                raise LocalProtocolError(f"line break in the value of {name}")
             parts.append(f"{name}: {value}")
-        parts.append(f"Content-Length: {len(self.body)}")
-        head = "\r\n".join(parts) + "\r\n\r\n"
-        return head.encode("utf-8", "surrogateescape") + self.body
+        if not seen_length:
+            parts.append(f"Content-Length: {length}")
+        parts.append("\r\n")
+        return "\r\n".join(parts).encode("utf-8", "surrogateescape") + self.body
 
 
 class Request(_Message):
@@ -222,6 +299,7 @@ class Request(_Message):
         self.headers = headers if headers is not None else Headers()
         self.body = body
         self.version = version
+        self.defects = ()
 
     def __repr__(self) -> str:
         return f"Request({self.method} {self.uri})"
@@ -249,6 +327,7 @@ class Response(_Message):
         self.headers = headers if headers is not None else Headers()
         self.body = body
         self.version = version
+        self.defects = ()
 
     def __repr__(self) -> str:
         return f"Response({self.status} {self.reason})"
@@ -289,7 +368,14 @@ def make_response(
 
 
 def _has_tag(address_value: str) -> bool:
-    return parse_address(address_value).tag is not None
+    try:
+        return parse_address(address_value).tag is not None
+    except RemoteProtocolError:
+        # A 400 to a malformed To must still be buildable: look for the tag as text.
+        return _TAG.search(address_value) is not None
+
+
+_TAG = re.compile(r";[ \t]*tag[ \t]*=", re.I)
 
 
 def _to_position(headers: Headers) -> int:

@@ -1,9 +1,18 @@
 """Parse SIP datagrams into messages (RFC 3261 §7, §18.3, §25).
 
-Two steps, so that the endpoint can still answer a malformed request: `parse_message`
-frames the datagram and splits the header fields (errors there are fatal: nothing to
-answer), and `validate_request` / `validate_response` check the fields the core relies on
-(errors there carry a status for the 4xx the endpoint sends).
+Two steps, so that the endpoint can still answer a malformed request:
+
+* `parse_message` frames the datagram and splits the header fields. It raises
+  RemoteProtocolError (status_hint None: drop and log) only when nothing can be
+  answered: no start line, a broken response, an empty keep-alive. A request that
+  is broken but answerable (a bad header line, a wrong Content-Length, too many
+  fields) is returned with its `defects`.
+* `validate_request` / `validate_response` raise those defects first, then check the
+  fields the core relies on; a request's errors carry the status to answer with
+  (400, 416, 501, 505, 513), a response's always carry None (§18.1.2: discard it).
+
+The hot path (framing, field split, start line) is a handful of C-level calls:
+one `find`, one `decode`, one `findall` over the whole header block.
 """
 
 from __future__ import annotations
@@ -11,123 +20,231 @@ from __future__ import annotations
 import re
 
 from sip.errors import RemoteProtocolError
-from sip.headers import MAX_CSEQ, parse_address, parse_cseq, parse_via, split_values
 from sip.message import SIP_VERSION, Headers, Message, Request, Response, canonical_name
 from sip.uri import parse_uri
 
-_TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
-_STATUS = re.compile(r"^SIP/(\d+\.\d+) (\d{3}) ?(.*)$", re.S)
-_VERSION = re.compile(r"^SIP/\d+\.\d+$")
 MAX_HEADERS = 512
+"""More header fields than this gets 513 (§21.5.14): no real phone sends so many."""
+
+_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_FOLD = re.compile(r"[ \t]*\r?\n[ \t]+")
+_REQUEST_LINE = re.compile(rf"({_TOKEN}) +([^ ]+) +(SIP/[0-9]+\.[0-9]+) *")
+_STATUS_LINE = re.compile(r"(SIP/[0-9]+\.[0-9]+) ([1-6][0-9][0-9])(?: (.*))?", re.S)
+_TOKEN_ONLY = re.compile(_TOKEN)
 
 
 def parse_message(data: bytes) -> Message:
-    """Frame one UDP datagram and split it into a Request or Response.
+    """Frame one UDP datagram and split it into a Request or Response (§7, §18.3).
 
-    Leading CRLFs are skipped (§7.5). The body is framed by Content-Length; bytes past
-    it are ignored (§18.3); a Content-Length larger than the datagram is an error.
+    Leading CRLFs are skipped (§7.5); bare LF line ends are tolerated; a datagram that
+    ends before the empty line is taken whole as the header section. The body is
+    framed by Content-Length and bytes past it are ignored (§18.3, RFC 4475 §3.1.1.8).
     """
-    data = data.lstrip(b"\r\n")
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        raise RemoteProtocolError("no end of the header section", status_hint=None)
-    head = data[:end].decode("utf-8", "surrogateescape")
-    lines = _unfold(head.split("\r\n"))
-    headers = _parse_fields(lines[1:])
-    body = _frame_body(headers, data[end + 4 :])
-    return _start_line(lines[0], headers, body)
+    if data[:1] in (b"\r", b"\n"):
+        data = data.lstrip(b"\r\n")
+    head, rest = _split_head(data)
+    text = head.decode("utf-8", "surrogateescape")
+    if "\n " in text or "\n\t" in text:
+        # §7.3.1: a line starting with whitespace continues the previous line.
+        text = _FOLD.sub(" ", text)
+    start, newline, fields_text = text.partition("\n")
+    defects: list[RemoteProtocolError] = []
+    headers = Headers(_split_fields(fields_text, defects) if newline else [])
+    body = _frame_body(headers, rest, defects)
+    if len(headers.fields) > MAX_HEADERS:
+        defects.append(RemoteProtocolError("too many header fields", status_hint=513))
+    return _start_line(start.rstrip("\r"), headers, body, defects)
 
 
-def _unfold(lines: list[str]) -> list[str]:
-    # §7.3.1: a line starting with whitespace continues the previous header field.
-    out: list[str] = []
-    for line in lines:
-        if line[:1] in (" ", "\t") and len(out) > 1:
-            out[-1] = out[-1].rstrip() + " " + line.strip()
-        else:
-            out.append(line)
-    return out
+def _split_head(data: bytes) -> tuple[bytes, bytes]:
+    end = data.find(b"\n\r\n")
+    bare = data.find(b"\n\n", 0, None if end < 0 else end)
+    if bare >= 0:
+        return data[:bare], data[bare + 2 :]
+    if end >= 0:
+        return data[:end], data[end + 3 :]
+    if not data:
+        raise RemoteProtocolError("empty datagram", status_hint=None)
+    return data.rstrip(b"\r\n"), b""
 
 
-def _parse_fields(lines: list[str]) -> Headers:
-    if len(lines) > MAX_HEADERS:
-        raise RemoteProtocolError("too many header fields", status_hint=513)
+def _split_fields(text: str, defects: list[RemoteProtocolError]) -> list[tuple[str, str, str]]:
+    """Split `name: value` lines; names seen before skip validation (the hot path)."""
     fields: list[tuple[str, str, str]] = []
-    for line in lines:
+    known = _FIELD_NAMES
+    for line in text.split("\n"):
         name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not colon or not _TOKEN.match(name):
-            raise RemoteProtocolError(f"malformed header line {line[:60]!r}", status_hint=400)
-        fields.append((canonical_name(name), name, value.strip(" \t")))
-    return Headers(fields)
+        key = known.get(name)
+        if key is None or not colon:
+            _add_new_field(line, fields, defects)
+        else:
+            fields.append((key, name, value.strip(" \t\r")))
+    return fields
 
 
-def _frame_body(headers: Headers, rest: bytes) -> bytes:
-    raw = headers.get("content-length")
-    if raw is None:
+def _add_new_field(
+    line: str, fields: list[tuple[str, str, str]], defects: list[RemoteProtocolError]
+) -> None:
+    """Validate a field whose name is not cached yet (§7.3.1: field-name is a token)."""
+    name, colon, value = line.partition(":")
+    name = name.rstrip(" \t")
+    if not colon or _TOKEN_ONLY.fullmatch(name) is None:
+        if not defects:
+            defects.append(RemoteProtocolError(f"malformed header line {line[:60]!r}"))
+        return
+    key = canonical_name(name)
+    if len(_FIELD_NAMES) < _FIELD_NAMES_LIMIT:
+        # Bounded, so that a peer sending random names cannot grow it without end.
+        _FIELD_NAMES[name] = key
+    fields.append((key, name, value.strip(" \t\r")))
+
+
+_FIELD_NAMES: dict[str, str] = {}
+_FIELD_NAMES_LIMIT = 2048
+
+
+def _frame_body(headers: Headers, rest: bytes, defects: list[RemoteProtocolError]) -> bytes:
+    """Cut the body at Content-Length (§18.3); without one it runs to the datagram's end."""
+    values = [v for k, _, v in headers.fields if k == "content-length"]
+    if not values:
         return rest
-    if not raw.isdigit():
-        raise RemoteProtocolError(f"malformed Content-Length {raw!r}", status_hint=400)
-    length = int(raw)
-    if length > len(rest):
-        raise RemoteProtocolError("Content-Length larger than the datagram", status_hint=400)
-    return rest[:length]
+    if any(v != values[0] for v in values):
+        defects.append(RemoteProtocolError("conflicting Content-Length values"))
+        return rest
+    raw = values[0]
+    if not raw.isdigit() or not raw.isascii():
+        defects.append(RemoteProtocolError(f"malformed Content-Length {raw[:20]!r}"))
+        return rest
+    if len(raw) > 9 or int(raw) > len(rest):
+        defects.append(RemoteProtocolError("Content-Length larger than the datagram"))
+        return rest
+    return rest[: int(raw)]
 
 
-def _start_line(line: str, headers: Headers, body: bytes) -> Message:
+def _start_line(
+    line: str, headers: Headers, body: bytes, defects: list[RemoteProtocolError]
+) -> Message:
     if line.startswith("SIP/"):
-        match = _STATUS.match(line)
-        if match is None:
-            raise RemoteProtocolError(f"malformed status line {line[:60]!r}", status_hint=None)
-        version = "SIP/" + match.group(1)
-        return Response(int(match.group(2)), match.group(3), headers, body, version)
-    parts = line.split(" ")
-    if len(parts) != 3 or not _TOKEN.match(parts[0]):
-        raise RemoteProtocolError(f"malformed request line {line[:60]!r}", status_hint=400)
-    method, uri, version = parts
-    if not _VERSION.match(version):
-        raise RemoteProtocolError(f"malformed request line {line[:60]!r}", status_hint=400)
-    return Request(method, uri, headers, body, version)
+        return _response(line, headers, body, defects)
+    match = _REQUEST_LINE.fullmatch(line)
+    if match is not None:
+        request = Request(match.group(1), match.group(2), headers, body, match.group(3))
+    else:
+        request = _broken_request(line, headers, body)
+        defects.insert(0, RemoteProtocolError(f"malformed request line {line[:60]!r}"))
+    if defects:
+        request.defects = tuple(defects)
+    return request
+
+
+def _response(
+    line: str, headers: Headers, body: bytes, defects: list[RemoteProtocolError]
+) -> Response:
+    match = _STATUS_LINE.fullmatch(line)
+    if match is None:
+        raise RemoteProtocolError(f"malformed status line {line[:60]!r}", status_hint=None)
+    if defects:
+        # §18.1.2 and §18.3: a malformed response is discarded, never answered.
+        raise RemoteProtocolError(defects[0].reason, status_hint=None)
+    version, status, reason = match.groups()
+    return Response(int(status), reason or "", headers, body, version)
+
+
+def _broken_request(line: str, headers: Headers, body: bytes) -> Request:
+    """A request line with LWS inside or parts missing (RFC 4475 §3.1.2.8): answer 400."""
+    parts = [part for part in line.split(" ") if part]
+    if not parts or _TOKEN_ONLY.fullmatch(parts[0]) is None:
+        raise RemoteProtocolError(f"malformed start line {line[:60]!r}", status_hint=None)
+    parts += ["", ""]
+    return Request(parts[0], parts[1], headers, body, parts[2])
 
 
 _MANDATORY = ("via", "from", "to", "call-id", "cseq")
+_SINGLETONS = ("from", "to", "call-id", "cseq", "max-forwards", "expires", "content-type")
+KNOWN_METHODS = frozenset(
+    {
+        "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE",
+        "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
+    }
+)  # fmt: skip
+"""Methods of RFC 3261 and its registered extensions: a CSeq mismatch on any other
+request line gets 501 rather than 400 (RFC 4475 §3.1.2.18)."""
 
 
 def validate_request(request: Request) -> None:
-    """Check what a UAS relies on (§8.2, §16.3); RemoteProtocolError with the status."""
+    """Check what a UAS relies on (§8.2, §16.3); RemoteProtocolError with the status.
+
+    400 for malformed or missing fields, 505 for a version other than SIP/2.0
+    (§21.5.20), 416 for a Request-URI scheme other than sip, sips and tel (§8.2.2.1),
+    501 for an unknown method whose CSeq names another, 513 for too many fields.
+    Semantic checks (Require, Accept, Max-Forwards 0, registrar rules) are the
+    endpoint's.
+    """
+    if request.defects:
+        raise request.defects[0]
     if request.version != SIP_VERSION:
-        raise RemoteProtocolError(f"version {request.version} not supported", status_hint=505)
+        raise RemoteProtocolError(f"version {request.version[:20]} not supported", status_hint=505)
+    _check_presence(request)
+    _check_request_uri(request.uri)
+    request.vias  # noqa: B018 - parsed for validation
+    _check_addresses(request)
+    request.max_forwards  # noqa: B018 - parsed for validation
+    request.expires  # noqa: B018 - parsed for validation
+    if request.cseq.method != request.method:
+        known = request.method in KNOWN_METHODS
+        reason = "CSeq method does not match the request method"
+        raise RemoteProtocolError(reason, status_hint=400 if known else 501)
+
+
+def _check_presence(request: Request) -> None:
+    """§8.1.1: the mandatory fields, each once (RFC 4475 §3.3.1, §3.3.8)."""
+    headers = request.headers
     for name in _MANDATORY:
-        if name not in request.headers:
+        if not headers.get(name):
             raise RemoteProtocolError(f"missing {name} header")
-        if len(request.headers.get_all(name)) > 1 and name != "via":
+    for name in _SINGLETONS:
+        if len(headers.get_all(name)) > 1:
             raise RemoteProtocolError(f"more than one {name} header")
-    parse_uri(request.uri)
-    for via in request.headers.values("via"):
-        parse_via(via)
-    request.from_, request.to  # noqa: B018 - parsed for validation
-    cseq = parse_cseq(request.headers.get("cseq") or "")
-    if cseq.method != request.method:
-        raise RemoteProtocolError("CSeq method does not match the request method")
-    _check_max_forwards(request.headers.get("max-forwards"))
-    for contact in request.headers.values("contact"):
-        parse_address(contact)
 
 
-def _check_max_forwards(raw: str | None) -> None:
-    if raw is not None and (not raw.isdigit() or int(raw) > 255):
-        raise RemoteProtocolError(f"malformed Max-Forwards {raw!r}")
+def _check_request_uri(text: str) -> None:
+    uri = parse_uri(text)
+    if uri.scheme not in ("sip", "sips", "tel"):
+        raise RemoteProtocolError(f"unsupported URI scheme {uri.scheme[:20]!r}", status_hint=416)
+    if uri.headers is not None:
+        # §19.1.5: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11).
+        raise RemoteProtocolError("header fields in the Request-URI")
+
+
+def _check_addresses(message: Message) -> None:
+    for address in (message.from_, message.to):
+        if address.star:
+            raise RemoteProtocolError("wildcard in From or To")
+    contacts = message.contacts
+    if len(contacts) > 1 and any(c.star for c in contacts):
+        raise RemoteProtocolError("Contact wildcard together with other contacts")
+    for contact in contacts:
+        contact.expires  # noqa: B018 - parsed for validation
+    message.routes  # noqa: B018 - parsed for validation
+    message.record_routes  # noqa: B018 - parsed for validation
 
 
 def validate_response(response: Response) -> None:
-    """Check a response before the transaction layer sees it (§18.1.2); errors drop it."""
-    if response.version != SIP_VERSION:
-        raise RemoteProtocolError("response version not supported", status_hint=None)
-    for name in _MANDATORY:
-        if name not in response.headers:
-            raise RemoteProtocolError(f"response without {name}", status_hint=None)
-    cseq = parse_cseq(response.headers.get("cseq") or "")
-    if cseq.seq > MAX_CSEQ:
-        raise RemoteProtocolError("response CSeq out of range", status_hint=None)
-    for via in split_values(response.headers.get("via") or ""):
-        parse_via(via)
+    """Check a response before the transaction layer sees it (§18.1.2).
+
+    Every error carries status_hint None: a malformed response is discarded (RFC 4475
+    §3.1.2.5, §3.1.2.19).
+    """
+    try:
+        if response.defects:
+            raise response.defects[0]
+        if response.version != SIP_VERSION:
+            raise RemoteProtocolError("response version not supported")
+        for name in _MANDATORY:
+            if not response.headers.get(name):
+                raise RemoteProtocolError(f"response without {name}")
+        response.cseq  # noqa: B018 - parsed for validation
+        response.vias  # noqa: B018 - parsed for validation
+        _check_addresses(response)
+    except RemoteProtocolError as error:
+        raise RemoteProtocolError(error.reason, status_hint=None) from error
