@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from media.sdp import Direction, SdpError, SessionDescription, parse_sdp, serialize_sdp
 from media.session import (
@@ -10,6 +12,7 @@ from media.session import (
     PCMA,
     PCMU,
     Answer,
+    Codec,
     LocalOrigin,
     MediaParams,
     NoCommonCodec,
@@ -268,3 +271,33 @@ def test_answer_to_our_own_offer_round_trips_through_negotiate() -> None:
     assert isinstance(params, MediaParams)
     assert params.codec == G729 and params.telephone_event_pt == 101
     assert (params.remote_addr, params.remote_port) == ("203.0.113.1", 20000)
+
+
+KNOWN = {"0": "PCMU", "8": "PCMA", "18": "G729", "3": "GSM", "9": "G722", "97": "iLBC"}
+
+
+@given(
+    formats=st.lists(st.sampled_from(sorted(KNOWN)), min_size=1, max_size=6, unique=True),
+    supported=st.lists(st.sampled_from(ALL), max_size=3, unique=True),
+    event=st.booleans(),
+)
+def test_choice_is_the_first_supported_codec_in_offer_order(
+    formats: list[str], supported: list[Codec], event: bool
+) -> None:
+    attributes = "a=rtpmap:97 iLBC/8000\r\n"
+    if event:
+        formats = [*formats, "101"]
+        attributes += "a=rtpmap:101 telephone-event/8000\r\n"
+    sdp = offer(" ".join(formats), attributes)
+    result = negotiate(
+        sdp, supported=supported, local_addr="203.0.113.1", local_port=2, session_id=3
+    )
+    names = {c.name for c in supported}
+    expected = next((KNOWN[f] for f in formats if KNOWN.get(f) in names), None)
+    if expected is None:
+        assert isinstance(result, NoCommonCodec)
+        return
+    assert isinstance(result, Answer)
+    assert result.media.codec.name == expected
+    assert result.media.telephone_event_pt == (101 if event else None)
+    assert parse_sdp(serialize_sdp(result.sdp)) == result.sdp
