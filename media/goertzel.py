@@ -114,9 +114,8 @@ def _db(ratio_db: float) -> float:
 
 def _strongest(powers: list[float], peak_ratio: float) -> int | None:
     """Index of the tone that exceeds every other of its group by ``peak_ratio``."""
-    best = max(range(len(powers)), key=powers.__getitem__)
-    others = (p for i, p in enumerate(powers) if i != best)
-    return best if all(powers[best] >= peak_ratio * p for p in others) else None
+    ranked = sorted(powers)
+    return powers.index(ranked[-1]) if ranked[-1] >= peak_ratio * ranked[-2] else None
 
 
 class DtmfDetector:
@@ -175,9 +174,12 @@ class DtmfDetector:
         if energy < 2 * self._min_power:
             return None
         rows = [b.power(block) for b in _ROW_BINS]
+        row = _strongest(rows, self._peak_ratio)
+        if row is None or rows[row] < self._min_power:
+            return None  # most speech ends here, before the column bins are measured
         columns = [b.power(block) for b in _COLUMN_BINS]
-        row, column = _strongest(rows, self._peak_ratio), _strongest(columns, self._peak_ratio)
-        if row is None or column is None:
+        column = _strongest(columns, self._peak_ratio)
+        if column is None:
             return None
         low, high = rows[row], columns[column]
         if min(low, high) < self._min_power or low + high < self._min_share * energy:
