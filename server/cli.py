@@ -7,7 +7,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from server.app import run
 from server.config import DEFAULT_CONFIG, ConfigError, HostPort, Settings, load_settings
+from server.logs import setup_logging
 
 EXIT_CONFIG = 2
 
@@ -53,9 +55,6 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from server.app import run
-    from server.logs import setup_logging
-
     setup_logging(args.log_level)
     try:
         settings = _effective_settings(args)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -22,7 +22,9 @@ class ConfigError(Exception):
     def __init__(self, path: Path, problems: list[tuple[str, str]]) -> None:
         self.path = path
         self.problems = problems
-        lines = [f"{path}: {key}: {reason}" if key else f"{path}: {reason}" for key, reason in problems]
+        lines = [
+            f"{path}: {key}: {reason}" if key else f"{path}: {reason}" for key, reason in problems
+        ]
         super().__init__("\n".join(lines))
 
 
@@ -75,11 +77,17 @@ class SipSettings(_Model):
 
     listen: HostPort = HostPort(host="127.0.0.1", port=5060)
     realm: str = "centralino"
+    digest_algorithms: tuple[Literal["MD5", "SHA-256"], ...] = Field(
+        ("MD5", "SHA-256"), min_length=1
+    )
+    """Challenge order. RFC 8760 clients answer the topmost they support, but SIPp 3.6
+    and many deployed phones answer the topmost whatever it is and know only MD5:
+    put SHA-256 first only where every phone supports it."""
     timers: SipTimers = SipTimers()
     min_expires: int = Field(60, ge=1)
     max_expires: int = Field(3600, ge=1)
     options_ping_interval: float = Field(30.0, gt=0)
-    max_message_size: int = Field(65535, ge=1024)
+    max_message_size: int = Field(8192, ge=1024, le=65535)
     user_agent: str = "Centralino"
 
     _listen = field_validator("listen", mode="before")(_host_port)

@@ -12,10 +12,8 @@ _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asc
 class KeyValueFormatter(logging.Formatter):
     """`2026-11-26T14:00:00.123Z INFO sip.endpoint msg key=value ...` in UTC."""
 
-    converter = time.gmtime
-
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         base = f"{stamp}.{int(record.msecs):03d}Z {record.levelname} {record.name} "
         base += record.getMessage()
         extras = [f"{k}={v!r}" for k, v in vars(record).items() if k not in _RESERVED]

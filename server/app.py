@@ -1,0 +1,117 @@
+"""The running switch: the SIP endpoint on a UDP socket, the HTTP API, signals, draining."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from typing import Any
+
+import uvicorn
+import uvloop
+
+from server.config import Settings
+from server.http import create_app
+from server.runtime import Driver
+from server.sipcore import build_endpoint
+from server.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+class Switch:
+    """One running instance: endpoint, socket, HTTP server."""
+
+    def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
+        self.settings = settings
+        self.loop = loop
+        self.telemetry = Telemetry()
+        self.endpoint = build_endpoint(settings, now=loop.time())
+        self.driver = Driver(self.endpoint, loop, on_activity=self._dispatch_events)
+        self.http: uvicorn.Server | None = None
+        self.stopping = False
+
+    async def start(self) -> None:
+        """Bind the SIP socket and start the HTTP server."""
+        listen = self.settings.sip.listen
+        family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+        await self.loop.create_datagram_endpoint(
+            lambda: self.driver, local_addr=(listen.host, listen.port), family=family
+        )
+        app = create_app(self.health, self.telemetry.render)
+        http = self.settings.http.listen
+        config = uvicorn.Config(
+            app,
+            host=http.host,
+            port=http.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            date_header=False,
+        )
+        # uvicorn's serve() would own the signals; run its startup inside our loop instead.
+        config.load()
+        self.http = uvicorn.Server(config)
+        self.http.lifespan = config.lifespan_class(config)
+        await self.http.startup()
+        if self.http.should_exit:
+            raise OSError(f"cannot listen for HTTP on {http}")
+        log.info("centralino serving", extra={"sip": str(listen), "http": str(http)})
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz answers."""
+        return {
+            "status": "draining" if self.stopping else "ok",
+            "sip": str(self.settings.sip.listen),
+            "registrations": self.endpoint.registrations(),
+            "calls": self.endpoint.active_calls(),
+        }
+
+    def _dispatch_events(self) -> None:
+        while (event := self.endpoint.next_event()) is not None:
+            self.telemetry.observe(event)
+
+    async def drain(self, seconds: float) -> None:
+        """Refuse new calls and wait (bounded) for the current ones to end."""
+        self.stopping = True
+        self.endpoint.stop_accepting()
+        deadline = self.loop.time() + seconds
+        while self.endpoint.active_calls() and self.loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        log.info("drained", extra={"calls_left": self.endpoint.active_calls()})
+
+    async def stop(self) -> None:
+        """Close the socket and the HTTP server."""
+        self.driver.close()
+        if self.http is not None:
+            self.http.should_exit = True
+            await self.http.shutdown()
+
+
+async def serve(settings: Settings, *, drain_seconds: float) -> int:
+    """Run until SIGTERM or SIGINT, then drain within `drain_seconds` and return 0."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    switch = Switch(settings, loop)
+    try:
+        await switch.start()
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        await switch.stop()
+        return 1
+    await stop.wait()
+    log.info("stopping: no new calls")
+    await switch.drain(drain_seconds)
+    await switch.stop()
+    return 0
+
+
+def run(settings: Settings, *, drain_seconds: float) -> int:
+    """Run the switch on uvloop."""
+    with contextlib.suppress(KeyboardInterrupt):
+        return uvloop.run(serve(settings, drain_seconds=drain_seconds))
+    return 0
