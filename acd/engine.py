@@ -259,13 +259,17 @@ class AcdEngine(OperatorControls, EngineViews):
     def callback_answered(self, call_id: str, *, now: float) -> None:
         """The citizen answered the callback: operator and citizen are talking."""
         call = self._callback_on_call(call_id)
-        self._record_answer(call, call.operator or "", now=now)
+        if not call.callback_connected:
+            call.callback_connected = True
+            self._record_answer(call, call.operator or "", now=now)
 
     def callback_failed(self, call_id: str, *, now: float) -> None:
         """The citizen did not answer the callback. The operator is freed at once (no
         wrap-up: there was no conversation); the call keeps its place for another
         attempt after `callback_retry_delay`, up to `callback_attempts`."""
         call = self._callback_on_call(call_id)
+        if call.callback_connected:
+            raise UnknownCallError(f"callback {call_id!r} is already connected")
         cfg = self._queue_cfg[call.queue]
         op = self._operators[call.operator or ""]
         op.call_id, call.operator = None, None

@@ -59,6 +59,7 @@ class Call:
     operator: str | None = None
     callback_number: str | None = None
     callback_attempts: int = 0
+    callback_connected: bool = False
     not_before: float = 0.0
     visited: tuple[str, ...] = ()
 

@@ -77,6 +77,12 @@ class EngineViews(EngineCore):
     def call_ids(self) -> list[str]:
         return list(self._calls)
 
+    def eligible_operators(self, queue: str, *, now: float) -> list[str]:
+        """Operators a call of `queue` could be offered to right now."""
+        skill = self._queue_cfg[queue].skill if queue in self._queue_cfg else ""
+        self._queue(queue)
+        return [op.id for op in self._by_skill.get(skill, ()) if op.eligible(skill, now=now)]
+
     def queue_snapshot(self, queue: str, *, now: float) -> QueueSnapshot:
         calls = self._queue(queue).calls()
         skill = self._queue_cfg[queue].skill

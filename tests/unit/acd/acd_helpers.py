@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 from acd.config import AcdConfig, parse_acd_config
 from acd.engine import AcdEngine
-from acd.events import Output
+from acd.events import CallAnswered, OfferCall, Output
 
 T = TypeVar("T")
 
@@ -77,8 +77,6 @@ class Phones:
         self._events.sort()
 
     def react(self, items: list[Output]) -> None:
-        from acd.events import CallAnswered, OfferCall
-
         for item in items:
             if isinstance(item, OfferCall):
                 self.at(self.h.now + self.answer_after, "answer", item.call_id, item.operator)

@@ -140,7 +140,9 @@ def test_ring_all_first_answer_wins_and_a_late_answer_is_released() -> None:
     h.drain()
     h.engine.offer_answered("c1", "op3", now=3.1)
     late = h.drain()
-    assert late == [CancelOffer(call_id="c1", operator="op3", reason=OfferFailure.ANSWERED_ELSEWHERE)]
+    assert late == [
+        CancelOffer(call_id="c1", operator="op3", reason=OfferFailure.ANSWERED_ELSEWHERE)
+    ]
     assert h.engine.offered_to("c2") == {"op1", "op3"}
     assert h.engine.operator_state("op3") is OperatorState.OFFERED
 
