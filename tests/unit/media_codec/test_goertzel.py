@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -19,9 +20,11 @@ from media.goertzel import (
     _Bin,
     goertzel_power,
 )
-from media.telephone_event import DigitReceived
+from media.pcap import read_udp_file
+from media.telephone_event import DigitReceived, TelephoneEventReceiver
 
 RATE = 8000
+ASTERISK_PCAP = Path("/work/shared/corpus/pcap/asterisk_ulaw-2013785496_rtp_rfc2833.pcap")
 DBM0_PEAK = 22_300.0  # the level reference, stated independently of the module
 
 
@@ -231,3 +234,29 @@ def test_any_packetisation_gives_the_same_digits(cuts: list[int]) -> None:
     found += [d.digit for d in detector.feed(pcm[position:], now=0.0)]
     found += [d.digit for d in detector.flush(now=0.0)]
     assert "".join(found) == "4#"
+
+
+def test_real_call_audio_only_shows_leaked_tails_of_real_digits() -> None:
+    """The Asterisk capture's µ-law audio (17 s) next to its RFC 4733 digits.
+
+    Its audio carries no key press except the tails of 7, 8 and 9 that leaked in-band
+    right after their telephone-events: every in-band detection must match the digit
+    whose telephone-event ended just before it, and nothing else may trigger.
+    """
+    detector, receiver = DtmfDetector(), TelephoneEventReceiver()
+    in_band: list[DigitReceived] = []
+    events: list[DigitReceived] = []
+    for datagram in read_udp_file(ASTERISK_PCAP):
+        packet, now = datagram.payload, datagram.timestamp
+        timestamp = int.from_bytes(packet[4:8], "big")
+        if packet[1] & 0x7F == 0:
+            in_band += detector.feed(PCMU.decode(packet[12:]), now=now)
+        else:
+            receiver.receive_payload(packet[12:], timestamp=timestamp, now=now)
+            while (event := receiver.next_event()) is not None:
+                events.append(event)
+    assert "".join(d.digit for d in in_band) == "789"
+    for found in in_band:
+        previous = max((e for e in events if e.at <= found.at), key=lambda e: e.at)
+        assert previous.digit == found.digit
+        assert found.at - previous.at < 0.3
