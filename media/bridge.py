@@ -21,13 +21,18 @@ from typing import Protocol
 from media.rtp import HEADER, RtpError, RtpSender, payload_bounds
 from media.session import MediaParams
 
-__all__ = ["Bridge", "Codec", "LegFormat", "Relay"]
+__all__ = ["Bridge", "LegFormat", "PcmCodec", "Relay"]
 
 _TAIL = struct.Struct("!BHII")  # M/PT, sequence number, timestamp, SSRC at offset 1
 
 
-class Codec(Protocol):
-    """A codec for transcoding: 16-bit little-endian mono 8 kHz PCM <-> payload bytes."""
+class PcmCodec(Protocol):
+    """A codec for transcoding: 16-bit little-endian mono 8 kHz PCM <-> payload bytes.
+
+    media.g711.G711Codec and media.g729.G729Codec fit it. One instance per leg: its
+    decoder serves packets from that leg and its encoder packets to it, so stateful
+    codecs (G.729) keep one state per direction. Errors must be ValueError subclasses.
+    """
 
     def encode(self, pcm: bytes) -> bytes: ...
 
@@ -43,10 +48,10 @@ class LegFormat:
     receive_payload_type: int
     telephone_event_pt: int | None = None
     receive_telephone_event_pt: int | None = None
-    codec: Codec | None = None
+    codec: PcmCodec | None = None
 
     @classmethod
-    def from_params(cls, params: MediaParams, codec: Codec | None = None) -> LegFormat:
+    def from_params(cls, params: MediaParams, codec: PcmCodec | None = None) -> LegFormat:
         return cls(
             codec_name=params.codec.name.upper(),
             payload_type=params.codec.payload_type,

@@ -237,7 +237,8 @@ def _parse_media(value: str, line: str) -> MediaDescription:
 
 def _parse_attribute(value: str) -> Attribute:
     name, sep, rest = value.partition(":")
-    return Attribute(name=name, value=rest if sep else None)
+    # Some phones send "a=sendonly " with a trailing blank; the flag is still meant.
+    return Attribute(name=name, value=rest) if sep else Attribute(name=name.rstrip())
 
 
 def _parse_timing(value: str, line: str) -> Timing:

@@ -113,11 +113,43 @@ def _offered(media: MediaDescription, supported: Sequence[Codec]) -> list[Codec]
     return found
 
 
+def _events(media: MediaDescription, event_pt: int) -> str | None:
+    """The DTMF events 0-15 the offer lists for telephone-event (RFC 4733 §7.1.1).
+
+    No fmtp means 0-15 (RFC 4733 §2.4.1); None when the offer names none of them.
+    """
+    listed = media.fmtp(event_pt)
+    if listed is None:
+        return EVENTS
+    wanted: set[int] = set()
+    for item in listed.replace(" ", "").split(","):
+        low, _, high = item.partition("-")
+        if low.isdigit() and (high or low).isdigit():
+            wanted.update(range(int(low), min(int(high or low), 15) + 1))
+    return _ranges(sorted(wanted)) if wanted else None
+
+
+def _ranges(events: list[int]) -> str:
+    runs: list[list[int]] = []
+    for event in events:
+        if runs and event == runs[-1][-1] + 1:
+            runs[-1].append(event)
+        else:
+            runs.append([event])
+    return ",".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+
+
 def _event_pt(media: MediaDescription) -> int | None:
     for pt, (name, rate) in media.rtpmaps().items():
         if name.lower() == TELEPHONE_EVENT and rate == 8000 and str(pt) in media.formats:
             return pt
     return None
+
+
+def _answer_events(media: MediaDescription) -> tuple[int, str] | None:
+    event_pt = _event_pt(media)
+    events = None if event_pt is None else _events(media, event_pt)
+    return None if event_pt is None or events is None else (event_pt, events)
 
 
 def _choose(offered: list[Codec], preference: Sequence[str] | None) -> Codec | None:
@@ -146,17 +178,19 @@ def _ptime(media: MediaDescription) -> int:
 
 
 def _audio_media(
-    codec: Codec, event_pt: int | None, port: int, direction: Direction
+    codecs: Sequence[Codec], events: tuple[int, str] | None, port: int, direction: Direction
 ) -> MediaDescription:
-    """Our m=audio section: one codec, telephone-event, ptime 20, a direction."""
-    attrs = [Attribute(name="rtpmap", value=f"{codec.payload_type} {codec.name}/8000")]
-    if codec.fmtp:
-        attrs.append(Attribute(name="fmtp", value=f"{codec.payload_type} {codec.fmtp}"))
-    formats = [str(codec.payload_type)]
-    if event_pt is not None:
-        formats.append(str(event_pt))
-        attrs.append(Attribute(name="rtpmap", value=f"{event_pt} {TELEPHONE_EVENT}/8000"))
-        attrs.append(Attribute(name="fmtp", value=f"{event_pt} {EVENTS}"))
+    """An m=audio section: codecs, telephone-event with its events, ptime 20, direction."""
+    formats = [str(c.payload_type) for c in codecs]
+    attrs: list[Attribute] = []
+    for codec in codecs:
+        attrs.append(Attribute(name="rtpmap", value=f"{codec.payload_type} {codec.name}/8000"))
+        if codec.fmtp:
+            attrs.append(Attribute(name="fmtp", value=f"{codec.payload_type} {codec.fmtp}"))
+    if events is not None:
+        formats.append(str(events[0]))
+        attrs.append(Attribute(name="rtpmap", value=f"{events[0]} {TELEPHONE_EVENT}/8000"))
+        attrs.append(Attribute(name="fmtp", value=f"{events[0]} {events[1]}"))
     attrs += [Attribute(name="ptime", value=str(PTIME)), Attribute(name=direction.value)]
     return MediaDescription(
         media="audio", port=port, formats=tuple(formats), attributes=tuple(attrs)
@@ -208,18 +242,21 @@ def negotiate(
     `c=0.0.0.0` means we must send nothing (RFC 3264 §8.4). Every other stream is refused
     with port zero. An offer whose chosen stream has no c= line raises SdpError.
     """
-    chosen: tuple[int, Codec, int | None] | None = None
-    for index, media in enumerate(offer.media):
-        codec = _choose(_offered(media, supported), preference) if _usable(media) else None
-        if codec is not None:
-            chosen = (index, codec, _event_pt(media) if telephone_event else None)
-            break
+    chosen = next(
+        (
+            (index, codec)
+            for index, media in enumerate(offer.media)
+            if _usable(media) and (codec := _choose(_offered(media, supported), preference))
+        ),
+        None,
+    )
     if chosen is None:
         return _no_common_codec(agent)
-    index, codec, event_pt = chosen
-    offered_media = offer.media[index]
-    params = _answer_params(offer, offered_media, codec, event_pt, direction)
-    ours = _audio_media(codec, event_pt, local_port, params.direction)
+    index, codec = chosen
+    events = _answer_events(offer.media[index]) if telephone_event else None
+    event_pt = events[0] if events else None
+    params = _answer_params(offer, offer.media[index], codec, event_pt, direction)
+    ours = _audio_media([codec], events, local_port, params.direction)
     answered = tuple(ours if i == index else _rejected(m) for i, m in enumerate(offer.media))
     sdp = _description(
         username=username, session_id=session_id, version=session_version, addr=local_addr,
@@ -268,20 +305,8 @@ def build_offer(
     """Our offer (RFC 3264 §5): the codecs in our order of preference, telephone-event."""
     if not codecs:
         raise ValueError("an offer needs at least one codec")
-    formats = [str(c.payload_type) for c in codecs]
-    attrs: list[Attribute] = []
-    for codec in codecs:
-        attrs.append(Attribute(name="rtpmap", value=f"{codec.payload_type} {codec.name}/8000"))
-        if codec.fmtp:
-            attrs.append(Attribute(name="fmtp", value=f"{codec.payload_type} {codec.fmtp}"))
-    if telephone_event_pt is not None:
-        formats.append(str(telephone_event_pt))
-        attrs.append(Attribute(name="rtpmap", value=f"{telephone_event_pt} {TELEPHONE_EVENT}/8000"))
-        attrs.append(Attribute(name="fmtp", value=f"{telephone_event_pt} {EVENTS}"))
-    attrs += [Attribute(name="ptime", value=str(PTIME)), Attribute(name=direction.value)]
-    media = MediaDescription(
-        media="audio", port=local_port, formats=tuple(formats), attributes=tuple(attrs)
-    )
+    events = None if telephone_event_pt is None else (telephone_event_pt, EVENTS)
+    media = _audio_media(codecs, events, local_port, direction)
     return _description(
         username=username, session_id=session_id, version=session_version, addr=local_addr,
         media=(media,),

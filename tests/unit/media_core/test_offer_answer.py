@@ -97,6 +97,36 @@ def test_g729_only_offer_is_answered_without_annex_b() -> None:
     assert answer.media.telephone_event_pt == 101 and media.fmtp(101) == "0-15"
 
 
+@pytest.mark.parametrize(
+    ("fmtp", "answered"),
+    [
+        (None, "0-15"),  # RFC 4733 §2.4.1: no fmtp means 0-15
+        ("0-16", "0-15"),
+        ("0-11", "0-11"),
+        ("0-9, 11,15,4", "0-9,11,15"),
+        ("16", None),  # only flash-hook: no DTMF in common
+        ("x-y", None),
+    ],
+)
+def test_telephone_event_answer_keeps_the_common_dtmf_events(
+    fmtp: str | None, answered: str | None
+) -> None:
+    attributes = "a=rtpmap:100 telephone-event/8000\r\n"
+    if fmtp is not None:
+        attributes += f"a=fmtp:100 {fmtp}\r\n"
+    answer = answer_of(offer("0 100", attributes))
+    media = answer.sdp.media[0]
+    if answered is None:
+        assert media.formats == ("0",) and answer.media.telephone_event_pt is None
+    else:
+        assert media.fmtp(100) == answered and answer.media.telephone_event_pt == 100
+
+
+def test_dtmf_can_be_declined() -> None:
+    answer = answer_of(offer("0 96", TE96), telephone_event=False)
+    assert answer.sdp.media[0].formats == ("0",) and answer.media.telephone_event_pt is None
+
+
 def test_offerers_order_decides_unless_a_preference_overrides() -> None:
     sdp = offer("8 18 0")
     assert answer_of(sdp).media.codec == PCMA

@@ -91,6 +91,11 @@ def test_lf_only_line_ends_are_accepted_and_written_as_crlf() -> None:
     assert serialize_sdp(sdp) == SIPP_OFFER.encode()
 
 
+def test_trailing_blank_after_a_flag_attribute_is_ignored() -> None:
+    sdp = parse_sdp(SIPP_OFFER + "a=sendonly \r\n")
+    assert sdp.direction_for(sdp.media[0]) is Direction.SENDONLY
+
+
 def test_missing_timing_line_is_tolerated() -> None:
     sdp = parse_sdp(SIPP_OFFER.replace("t=0 0\r\n", ""))
     assert sdp.timings[0].start == 0 and len(sdp.media) == 1
