@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, Literal, Protocol
 
 with warnings.catch_warnings():
     # audioop is deprecated on 3.11/3.12 only because it moved to PyPI (audioop-lts);
@@ -93,7 +93,7 @@ class G711Codec:
     name: str
     payload_type: int
     clock_rate: int
-    law: str
+    law: Literal["ulaw", "alaw"]
 
     def encode(self, pcm: bytes) -> bytes:
         """16-bit LE PCM to one RTP payload; raises `G711Error` on an odd byte count."""
