@@ -15,7 +15,7 @@ import struct
 import time
 from collections.abc import Callable
 
-from media.g711 import PCMA, PCMU
+from media.g711 import PCMA, PCMU, G711Codec
 from media.g729 import G729Unavailable, open_g729
 from media.goertzel import DtmfDetector
 from media.telephone_event import TelephoneEventReceiver, parse_event, plan_digit
@@ -71,17 +71,7 @@ def main() -> None:
     reference = per_call_us(lambda i: len(pcm[i]), len(pcm), seconds)
     report("reference: len() of a 20 ms block", reference, reference)
     for codec in (PCMU, PCMA):
-        payloads = [codec.encode(p) for p in pcm]
-        report(
-            f"{codec.name} encode, per 20 ms packet",
-            per_call_us(lambda i, c=codec: c.encode(pcm[i]), len(pcm), seconds),
-            reference,
-        )
-        report(
-            f"{codec.name} decode, per 20 ms packet",
-            per_call_us(lambda i, c=codec, p=payloads: c.decode(p[i]), len(pcm), seconds),
-            reference,
-        )
+        bench_g711(codec, pcm, seconds, reference)
     bench_g729(pcm, seconds, reference)
     detector = DtmfDetector()
     report(
@@ -90,6 +80,14 @@ def main() -> None:
         reference,
     )
     bench_telephone_event(seconds, reference)
+
+
+def bench_g711(codec: G711Codec, pcm: list[bytes], seconds: float, reference: float) -> None:
+    payloads = [codec.encode(p) for p in pcm]
+    encode_us = per_call_us(lambda i: codec.encode(pcm[i]), len(pcm), seconds)
+    report(f"{codec.name} encode, per 20 ms packet", encode_us, reference)
+    decode_us = per_call_us(lambda i: codec.decode(payloads[i]), len(pcm), seconds)
+    report(f"{codec.name} decode, per 20 ms packet", decode_us, reference)
 
 
 def bench_g729(pcm: list[bytes], seconds: float, reference: float) -> None:
