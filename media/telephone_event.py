@@ -144,9 +144,9 @@ class TelephoneEventReceiver:
         if timer is not None and now >= timer:
             self._finish(now)
 
-    def reset(self) -> None:
-        """Forget the stream (new SSRC after a re-INVITE); pending events stay queued."""
-        self._active = None
+    def reset(self, *, now: float) -> None:
+        """Forget the stream (new SSRC after a re-INVITE), reporting an open event first."""
+        self._finish(now)
         self._finished = None
 
     def _on_event(self, event: TelephoneEvent, timestamp: int, now: float) -> None:

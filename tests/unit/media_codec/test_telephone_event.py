@@ -309,12 +309,12 @@ def test_sipp_captures_yield_their_digit(name: str) -> None:
     assert digits[0].duration_ms == 280
 
 
-def test_reset_forgets_the_stream_but_keeps_reported_digits() -> None:
+def test_reset_reports_the_open_event_and_forgets_the_stream() -> None:
     receiver = TelephoneEventReceiver()
     receiver.receive_payload(payload(1, end=True, duration=800), timestamp=5000, now=0.0)
     receiver.receive_payload(payload(2, duration=160), timestamp=9000, now=0.5)
-    receiver.reset()
+    receiver.reset(now=0.6)
     assert receiver.get_timer() is None
     # A new SSRC may restart its timestamps anywhere, even at the one just finished.
     receiver.receive_payload(payload(1, end=True, duration=800), timestamp=5000, now=1.0)
-    assert [e.digit for e in drain(receiver)] == ["1", "1"]
+    assert [e.digit for e in drain(receiver)] == ["1", "2", "1"]
