@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import struct
+
+from media import g711
 from media.bridge import Bridge, LegFormat, Relay
 from media.rtp import RtpPacket, RtpSender, build_rtp, parse_rtp
 from media.sdp import Direction
@@ -137,3 +141,16 @@ def test_bridge_wires_both_directions_from_negotiated_params() -> None:
     bridge.from_a(packet(2, 160))
     bridge.detach()
     assert sender_b.sequence_number == 1002
+
+
+def test_real_g711_codecs_fit_the_protocol_and_transcode_pcma_to_pcmu() -> None:
+    """media.g711's codecs plug into the bridge's PcmCodec protocol unchanged."""
+    pcm = struct.pack("<160h", *(int(8000 * math.sin(i / 5)) for i in range(160)))
+    trunk = LegFormat(codec_name="PCMA", payload_type=8, receive_payload_type=8, codec=g711.PCMA)
+    phone = LegFormat(codec_name="PCMU", payload_type=0, receive_payload_type=0, codec=g711.PCMU)
+    relay = Relay(source=trunk, target=phone, sender=sender())
+    out = parse_rtp(bytes(relay.relay(packet(1, 0, pt=8, payload=g711.PCMA.encode(pcm))) or b""))
+    assert out.payload_type == 0 and len(out.payload) == 160
+    heard = struct.unpack("<160h", g711.PCMU.decode(out.payload))
+    sent = struct.unpack("<160h", pcm)
+    assert max(abs(a - b) for a, b in zip(heard, sent, strict=True)) < 600  # two log quantisers
