@@ -41,6 +41,7 @@ from acd.core import ANNOUNCE, COOLDOWN, MAX_WAIT, RETRY, RING, WRAPUP, Answered
 from acd.errors import (
     CallbackUnavailableError,
     DuplicateCallError,
+    InvalidInputError,
     UnknownCallError,
     UnknownQueueError,
 )
@@ -195,9 +196,7 @@ class AcdEngine(OperatorControls, EngineViews):
         """The operator's phone refused: busy, decline or unreachable. The call goes
         on to the next operator; this one is skipped for the queue's delay."""
         op = self._op(operator)
-        failure = OfferFailure(reason)
-        if failure not in _REFUSALS:
-            raise ValueError(f"not a refusal: {failure.value!r}")
+        failure = _refusal(reason)
         call = self._calls.get(call_id)
         if call is None or operator not in call.offers:
             return
@@ -362,6 +361,13 @@ class AcdEngine(OperatorControls, EngineViews):
             )
         if cfg.announce_interval is not None:
             self._timers.schedule((ANNOUNCE, call_id), now + cfg.announce_interval)
+
+
+def _refusal(reason: OfferFailure | str) -> OfferFailure:
+    if reason not in _REFUSALS:
+        known = ", ".join(r.value for r in _REFUSALS)
+        raise InvalidInputError(f"not a refusal reason: {reason!r} (expected {known})")
+    return OfferFailure(reason)
 
 
 def _refusal_delay(cfg: QueueConfig, failure: OfferFailure) -> float:

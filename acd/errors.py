@@ -50,3 +50,7 @@ class InvalidOperatorActionError(AcdError):
 
 class CallbackUnavailableError(AcdError):
     """A callback was asked for a call that cannot be called back."""
+
+
+class InvalidInputError(AcdError, ValueError):
+    """An input value outside its domain (for example an unknown refusal reason)."""

@@ -11,7 +11,7 @@ goes to the next operator, keeping its place.
 from __future__ import annotations
 
 from acd.core import ANSWERED_MEMORY, WRAPUP, Answered, EngineCore
-from acd.errors import InvalidOperatorActionError, UnknownCallError
+from acd.errors import InvalidInputError, InvalidOperatorActionError, UnknownCallError
 from acd.events import (
     CallDispositionSet,
     CallTransferred,
@@ -123,10 +123,11 @@ class OperatorControls(EngineCore):
 
     # --------------------------------------------------------------- resolution
 
-    def set_disposition(self, call_id: str, disposition: Disposition, *, now: float) -> None:
+    def set_disposition(self, call_id: str, disposition: Disposition | str, *, now: float) -> None:
         """The operator says how an answered call ended (API or `*45`/`*46`)."""
+        value = _disposition(disposition)
         record = self._answered_call(call_id)
-        record.disposition, record.explicit = Disposition(disposition), True
+        record.disposition, record.explicit = value, True
         self._emit_disposition(call_id, record, now=now)
 
     def set_operator_disposition(
@@ -196,3 +197,11 @@ class OperatorControls(EngineCore):
                 FeatureAction.WRAPUP_DONE: self.operator_wrapup_done,
             }
             controls[action](operator, now=now)
+
+
+def _disposition(value: Disposition | str) -> Disposition:
+    try:
+        return Disposition(value)
+    except ValueError:
+        known = ", ".join(d.value for d in Disposition)
+        raise InvalidInputError(f"unknown disposition {value!r} (expected {known})") from None
