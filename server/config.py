@@ -13,6 +13,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from acd.config import QueueConfig
+from ivr.check import check_services
+from ivr.config import ServiceConfig
+from ivr.prompts import parse_catalogue
+from routing.diversion import RicadutaConfig
+
 DEFAULT_CONFIG = Path("config/trentino.yaml")
 
 
@@ -155,8 +161,11 @@ class Settings(_Model):
     data_dir: Path = Path("var")
     trunks: list[Trunk] = Field(default_factory=list)
     operators: list[Operator] = Field(default_factory=list)
-    services: dict[str, Any] = Field(default_factory=dict)
-    queues: dict[str, Any] = Field(default_factory=dict)
+    services: dict[str, ServiceConfig] = Field(default_factory=dict)
+    queues: list[QueueConfig] = Field(default_factory=list)
+    ricaduta: RicadutaConfig = RicadutaConfig()
+    prompts_dir: Path = Path("prompts")
+    """The prompt catalogue and WAVs; relative to the configuration file's folder."""
 
     @field_validator("operators")
     @classmethod
@@ -192,9 +201,39 @@ def load_settings(path: Path) -> Settings:
     if not isinstance(data, dict):
         raise ConfigError(path, [("", "the top level must be a mapping of sections")])
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(path, _problems(exc)) from exc
+    prompts = settings.prompts_dir
+    if not prompts.is_absolute():
+        settings = settings.model_copy(update={"prompts_dir": path.parent.resolve() / prompts})
+    problems = cross_check(settings)
+    if problems:
+        raise ConfigError(path, problems)
+    return settings
+
+
+def cross_check(settings: Settings) -> list[tuple[str, str]]:
+    """References between sections: prompts, queues, nodes, skills."""
+    queues = {q.name for q in settings.queues}
+    problems = [
+        (p.path, p.message)
+        for p in check_services(settings.services, _prompt_ids(settings.prompts_dir), queues)
+    ]
+    skills = {skill for op in settings.operators for skill in op.skills}
+    for index, queue in enumerate(settings.queues):
+        if queue.skill not in skills:
+            problems.append((f"queues.{index}.skill", f"no operator has skill {queue.skill!r}"))
+    return problems
+
+
+def _prompt_ids(folder: Path) -> set[str]:
+    catalogue = folder / "catalogue.yaml"
+    try:
+        data = yaml.safe_load(catalogue.read_text(encoding="utf-8"))
+        return parse_catalogue(data).ids()
+    except (OSError, yaml.YAMLError, ValueError):
+        return set()
 
 
 def _yaml_reason(exc: yaml.YAMLError) -> str:
