@@ -182,9 +182,6 @@ class NonceCounts:
             self._floor = max(self._floor, oldest)
         return True
 
-    def __len__(self) -> int:
-        return len(self._counts)
-
 
 CredentialLookup = Callable[[str], Credential | None]
 
@@ -228,10 +225,6 @@ class DigestAuthenticator:
 
     def __repr__(self) -> str:
         return f"DigestAuthenticator(realm={self.realm!r}, algorithms={self.algorithms})"
-
-    def knows(self, username: str) -> bool:
-        """True when the credentials lookup has an entry for `username`."""
-        return self._credentials(username) is not None
 
     # -- challenges -----------------------------------------------------------------
 
