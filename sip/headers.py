@@ -162,8 +162,10 @@ def parse_via(raw: str) -> Via:
     if match is None:
         raise RemoteProtocolError(f"malformed Via {raw[:80]!r}")
     name, version, transport, host, port, params = match.groups()
-    if host[0] == "[" or (port is not None and int(port) > 65535):
+    if host[0] == "[":
         host, _ = split_host_port(host, raw)
+    if port is not None and int(port) > 65535:
+        raise RemoteProtocolError(f"Via port out of range in {raw[:80]!r}")
     param_map = {n.lower(): v or None for n, v in _PARAM.findall(params)} if params else {}
     protocol = f"{name.upper()}/{version}"
     return Via(transport.upper(), host, None if port is None else int(port), param_map, protocol)

@@ -29,7 +29,7 @@ MAX_HEADERS = 512
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 _FOLD = re.compile(r"[ \t]*\r?\n[ \t]+")
 _REQUEST_LINE = re.compile(rf"({_TOKEN}) +([^ ]+) +(SIP/[0-9]+\.[0-9]+) *")
-_STATUS_LINE = re.compile(r"(SIP/[0-9]+\.[0-9]+) ([1-6][0-9][0-9])(?: (.*))?", re.S)
+_STATUS_LINE = re.compile(r"(SIP/[0-9]+\.[0-9]+) ([1-6][0-9][0-9])(?: ([^\r\n]*))?")
 _TOKEN_ONLY = re.compile(_TOKEN)
 
 
@@ -75,10 +75,11 @@ def _split_fields(text: str, defects: list[RemoteProtocolError]) -> list[tuple[s
     for line in text.split("\n"):
         name, colon, value = line.partition(":")
         key = known.get(name)
-        if key is None or not colon:
+        value = value.strip(" \t\r")
+        if key is None or not colon or "\r" in value:
             _add_new_field(line, fields, defects)
         else:
-            fields.append((key, name, value.strip(" \t\r")))
+            fields.append((key, name, value))
     return fields
 
 
@@ -87,8 +88,9 @@ def _add_new_field(
 ) -> None:
     """Validate a field whose name is not cached yet (§7.3.1: field-name is a token)."""
     name, colon, value = line.partition(":")
-    name = name.rstrip(" \t")
-    if not colon or _TOKEN_ONLY.fullmatch(name) is None:
+    name, value = name.rstrip(" \t"), value.strip(" \t\r")
+    if not colon or _TOKEN_ONLY.fullmatch(name) is None or "\r" in value:
+        # §7.3.1: CR appears only in CRLF; a bare one cannot be copied into a response.
         if not defects:
             defects.append(RemoteProtocolError(f"malformed header line {line[:60]!r}"))
         return
@@ -96,7 +98,7 @@ def _add_new_field(
     if len(_FIELD_NAMES) < _FIELD_NAMES_LIMIT:
         # Bounded, so that a peer sending random names cannot grow it without end.
         _FIELD_NAMES[name] = key
-    fields.append((key, name, value.strip(" \t\r")))
+    fields.append((key, name, value))
 
 
 _FIELD_NAMES: dict[str, str] = {}
@@ -147,7 +149,9 @@ def _response(
         # §18.1.2 and §18.3: a malformed response is discarded, never answered.
         raise RemoteProtocolError(defects[0].reason, status_hint=None)
     version, status, reason = match.groups()
-    return Response(int(status), reason or "", headers, body, version)
+    response = Response(int(status), "", headers, body, version)
+    response.reason = reason or ""  # kept empty as received (RFC 4475 §3.1.1.13)
+    return response
 
 
 def _broken_request(line: str, headers: Headers, body: bytes) -> Request:
