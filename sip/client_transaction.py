@@ -109,13 +109,17 @@ class InviteClientTransaction(ClientTransaction):
         if previous is not State.ACCEPTED:
             self._stop(Input.TIMER_A, Input.TIMER_B)
             self._start(Input.TIMER_M, self.config.m, now=now)
-        assert self.last_response is not None
-        ack = self.acks.get(self.last_response.to.tag or "")
-        if previous is State.ACCEPTED and ack is not None:
-            # §13.2.2.4: a retransmitted 2xx is answered with the same ACK again.
-            self.host.transmit(*ack)
+        if previous is State.ACCEPTED and self._ack_again():
             return
         self._pass_up(now)
+
+    def _ack_again(self) -> bool:
+        # §13.2.2.4: a retransmitted 2xx is answered with the same ACK again.
+        assert self.last_response is not None
+        ack = self.acks.get(self.last_response.to.tag or "")
+        if ack is not None:
+            self.host.transmit(*ack)
+        return ack is not None
 
     def _on_failure(self, previous: State, now: float) -> None:
         assert self.last_response is not None

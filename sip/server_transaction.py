@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sip.errors import LocalProtocolError
 from sip.events import AckReceived, AckTimedOut, TransactionTimedOut, TransportFailed
-from sip.headers import split_values
+from sip.headers import Via, split_values
 from sip.ids import MAGIC_COOKIE
 from sip.message import Request, Response
 from sip.timers import TimerConfig
@@ -232,14 +232,14 @@ class SuccessRetransmission:
         self.timers.clear()
 
 
-def server_key(request: Request) -> ServerTransactionKey:
+def server_key(request: Request, via: Via | None = None) -> ServerTransactionKey:
     """The key a request matches a server transaction by (§17.2.3).
 
     Branch + sent-by + method (ACK as INVITE) when the branch has the magic cookie; for
     RFC 2543 peers the Request-URI, From tag, Call-ID, CSeq number and top Via instead
     (the To tag is checked by `ServerTransaction.matches_legacy`).
     """
-    via = request.top_via
+    via = via or request.top_via
     top_raw = request.headers.values("via")[0]
     method = "INVITE" if request.method == "ACK" else request.method
     sent_by = f"{via.host.lower()}:{via.port or 5060}"
@@ -250,28 +250,31 @@ def server_key(request: Request) -> ServerTransactionKey:
     return ServerTransactionKey("\n".join(parts), sent_by, method)
 
 
-def stamp_via(request: Request, source: Addr) -> None:
+def stamp_via(request: Request, source: Addr, via: Via | None = None) -> Via:
     """Add `received` and fill `rport` in the top Via (§18.2.1, RFC 3581 §4)."""
-    via = request.top_via
+    via = via or request.top_via
     host, port = source
     has_rport = "rport" in via.params
     if not has_rport and via.host.strip("[]").lower() == host.lower():
-        return
+        return via
     via.params["received"] = host
     if has_rport:
         via.params["rport"] = str(port)
     fields = request.headers.fields
-    for i, (name, written, value) in enumerate(fields):
-        if name == "via":
-            rest = split_values(value)[1:]
-            fields[i] = (name, written, ", ".join([str(via), *rest]))
-            return
+    i = next(n for n, field in enumerate(fields) if field[0] == "via")
+    name, written, value = fields[i]
+    fields[i] = (name, written, ", ".join([str(via), *split_values(value)[1:]]))
+    return via
 
 
 def response_address(via_owner: Request | Response) -> Addr:
+    """Where the response to this request (or this response) goes (§18.2.2)."""
+    return via_address(via_owner.top_via)
+
+
+def via_address(via: Via) -> Addr:
     """Where a response goes over UDP (§18.2.2, RFC 3581 §4): maddr, else received and
     rport, else sent-by (port 5060 by default)."""
-    via = via_owner.top_via
     port = via.port or 5060
     maddr = via.params.get("maddr")
     if maddr:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from sip.message import Request
+
+if TYPE_CHECKING:
+    from sip.events import Event
 
 Addr = tuple[str, int]
 """A transport address: (host or IP literal without brackets, port)."""
@@ -199,7 +202,7 @@ class Host(Protocol):
     def transmit(self, data: bytes, addr: Addr) -> None:
         """Queue a datagram."""
 
-    def deliver(self, event: object) -> None:
+    def deliver(self, event: Event) -> None:
         """Queue an event for the TU."""
 
     def arm(self, owner: Timed, timer: Input, at: float) -> None:

@@ -37,9 +37,9 @@ from sip.server_transaction import (
     NonInviteServerTransaction,
     ServerTransaction,
     SuccessRetransmission,
-    response_address,
     server_key,
     stamp_via,
+    via_address,
 )
 from sip.timers import TimerConfig
 from sip.transaction import Addr, ClientTransactionKey, Input, ServerTransactionKey, State, Timed
@@ -101,6 +101,17 @@ class TransactionLayer:
                 del owner.timers[timer]
                 owner.on_timer(timer, now=now)
 
+    def server_state(self, key: ServerTransactionKey) -> State | None:
+        """The state of a server transaction (None once terminated or unknown): a TU can
+        check that an INVITE is still Proceeding (not CANCELled) before answering it."""
+        txn = self._servers.get(key)
+        return None if txn is None else txn.state
+
+    def client_state(self, key: ClientTransactionKey) -> State | None:
+        """The state of a client transaction (None once terminated or unknown)."""
+        txn = self._clients.get(key)
+        return None if txn is None else txn.state
+
     @property
     def transaction_count(self) -> int:
         """Live client and server transactions (for metrics and leak tests)."""
@@ -112,9 +123,9 @@ class TransactionLayer:
         """Queue a datagram."""
         self._datagrams.append((data, addr))
 
-    def deliver(self, event: object) -> None:
+    def deliver(self, event: Event) -> None:
         """Queue an event for the TU."""
-        self._events.append(event)  # type: ignore[arg-type]  # transactions emit Events only
+        self._events.append(event)
 
     def arm(self, owner: Timed, timer: Input, at: float) -> None:
         """Schedule a timer; superseded entries are skipped when they surface."""
@@ -228,8 +239,9 @@ class TransactionLayer:
         except RemoteProtocolError as exc:
             self._answer_malformed(request, exc, addr, now=now)
             return
-        key = server_key(request)
-        stamp_via(request, addr)
+        via = request.top_via
+        key = server_key(request, via)
+        reply_to = via_address(stamp_via(request, addr, via))
         if request.method == "ACK":
             self._receive_ack(request, key, addr, now=now)
             return
@@ -237,12 +249,13 @@ class TransactionLayer:
         if txn is not None and txn.matches_legacy(request):
             txn.receive_request(request, now=now)
         elif request.method == "CANCEL":
-            self._receive_cancel(request, key, addr, now=now)
+            self._receive_cancel(request, key, reply_to, now=now)
         else:
-            self._new_server(request, key, now=now)
+            self._new_server(request, key, reply_to, now=now)
 
-    def _new_server(self, request: Request, key: ServerTransactionKey, *, now: float) -> None:
-        reply_to = response_address(request)
+    def _new_server(
+        self, request: Request, key: ServerTransactionKey, reply_to: Addr, *, now: float
+    ) -> None:
         if request.method == "INVITE":
             txn: ServerTransaction = InviteServerTransaction(
                 self, request, reply_to, key, self.config
@@ -268,10 +281,9 @@ class TransactionLayer:
             self._events.append(AckReceived(at=now, request=ack, addr=addr))
 
     def _receive_cancel(
-        self, cancel: Request, key: ServerTransactionKey, addr: Addr, *, now: float
+        self, cancel: Request, key: ServerTransactionKey, reply_to: Addr, *, now: float
     ) -> None:
         """§9.2: 200 to a CANCEL that matches an INVITE (487 to it if pending), else 481."""
-        reply_to = response_address(cancel)
         txn = NonInviteServerTransaction(self, cancel, reply_to, key, self.config)
         self._servers[key] = txn
         invite = self._servers.get(replace(key, method="INVITE"))

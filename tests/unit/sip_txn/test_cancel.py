@@ -7,7 +7,7 @@ from txn_link import A, B, Link, events, request
 from sip.events import CancelReceived, RequestReceived, ResponseReceived, TransactionTimedOut
 from sip.message import Request, make_response
 from sip.parser import parse_message
-from sip.transaction import ClientTransactionKey
+from sip.transaction import ClientTransactionKey, State
 
 
 def wire_messages(link: Link, prefix: str) -> list[Request]:
@@ -98,3 +98,17 @@ def test_cancelled_invite_without_final_times_out_64_t1_after_the_cancel() -> No
     assert link.a.transaction_count == 0
     assert link.sent(A, "CANCEL") == [1.0]
     assert A in {s.src for s in link.wire}
+
+
+def test_server_state_tells_the_tu_the_invite_was_cancelled() -> None:
+    link = Link()
+    key = link.a.send_request(request("INVITE"), B, now=0.0)
+    link.transfer()
+    (got,) = events(link.b)
+    assert isinstance(got, RequestReceived)
+    assert link.b.server_state(got.key) is State.PROCEEDING
+    assert link.a.client_state(key) is State.PROCEEDING
+    link.a.cancel(key, now=0.0)
+    link.transfer()
+    assert link.b.server_state(got.key) is State.CONFIRMED  # 487 sent and ACKed
+    assert link.a.client_state(key) is State.COMPLETED

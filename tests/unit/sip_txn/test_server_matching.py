@@ -201,3 +201,15 @@ def test_transport_error_fails_the_transactions_towards_that_address() -> None:
     link.a.report_transport_error(B, now=0.2)
     assert events(link.a) == [TransportFailed(at=0.2, key=key, method="OPTIONS", addr=B)]
     assert link.a.transaction_count == 1
+
+
+def test_the_layer_adds_a_via_with_a_fresh_branch_rport_and_ipv6_sent_by() -> None:
+    ep = TransactionLayer(local_host="2001:db8::1", local_port=5070, ids=CounterIds("v"))
+    first = request("OPTIONS")
+    second = request("OPTIONS", call_id="call-2")
+    k1 = ep.send_request(first, B, now=0.0)
+    k2 = ep.send_request(second, B, now=0.0)
+    assert first.headers.values("via") == [
+        f"SIP/2.0/UDP [2001:db8::1]:5070;branch={k1.branch};rport"
+    ]
+    assert k1.branch.startswith("z9hG4bK") and k1.branch != k2.branch
