@@ -213,3 +213,24 @@ def test_the_layer_adds_a_via_with_a_fresh_branch_rport_and_ipv6_sent_by() -> No
         f"SIP/2.0/UDP [2001:db8::1]:5070;branch={k1.branch};rport"
     ]
     assert k1.branch.startswith("z9hG4bK") and k1.branch != k2.branch
+
+
+def test_rfc2543_cancel_matches_its_invite() -> None:
+    ep = uas()
+    ep.receive_datagram(LEGACY_INVITE, A, now=0.0)
+    cancel = LEGACY_INVITE.replace(b"INVITE sip", b"CANCEL sip").replace(b"7 INVITE", b"7 CANCEL")
+    ep.receive_datagram(cancel, A, now=0.1)
+    sent = [line for line, _ in lines(ep)]
+    assert sent == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK", "SIP/2.0 487 Request Terminated"]
+    assert [type(e).__name__ for e in events(ep)] == ["RequestReceived", "CancelReceived"]
+
+
+def test_transport_error_fails_a_server_transaction_waiting_for_its_ack() -> None:
+    ep = uas()
+    ep.receive_datagram(LEGACY_INVITE, A, now=0.0)
+    (got,) = events(ep)
+    assert isinstance(got, RequestReceived)
+    ep.send_response(got.key, make_response(got.request, 486, to_tag="bt"), now=0.0)
+    ep.report_transport_error(A, now=0.7)
+    assert events(ep) == [TransportFailed(at=0.7, key=got.key, method="INVITE", addr=A)]
+    assert ep.transaction_count == 0 and ep.get_timer() is None
