@@ -135,11 +135,13 @@ class TransactionLayer:
     def terminated(self, owner: object) -> None:
         """Forget a finished transaction or 2xx retransmission."""
         if isinstance(owner, InviteClientTransaction | NonInviteClientTransaction):
-            self._clients.pop(owner.key, None)
-            if isinstance(owner, InviteClientTransaction):
-                self._invites.pop((owner.request.call_id, owner.request.cseq.seq), None)
-        elif isinstance(owner, ServerTransaction):
-            self._servers.pop(owner.key, None)
+            if self._clients.get(owner.key) is owner:
+                del self._clients[owner.key]
+            ident = (owner.request.call_id, owner.request.cseq.seq)
+            if self._invites.get(ident) is owner:
+                del self._invites[ident]
+        elif isinstance(owner, ServerTransaction) and self._servers.get(owner.key) is owner:
+            del self._servers[owner.key]
         elif isinstance(owner, SuccessRetransmission):
             self._successes = {k: v for k, v in self._successes.items() if v is not owner}
 
@@ -248,6 +250,8 @@ class TransactionLayer:
         txn = self._servers.get(key)
         if txn is not None and txn.matches_legacy(request):
             txn.receive_request(request, now=now)
+        elif txn is not None:
+            self._drop("RFC 2543 request clashing with a live transaction", addr, now=now)
         elif request.method == "CANCEL":
             self._receive_cancel(request, key, reply_to, now=now)
         else:

@@ -15,6 +15,7 @@ from sip.events import (
 from sip.ids import CounterIds
 from sip.message import make_response
 from sip.parser import parse_message
+from sip.transaction import State
 from sip.transaction_layer import TransactionLayer
 
 LEGACY_INVITE = (
@@ -234,3 +235,14 @@ def test_transport_error_fails_a_server_transaction_waiting_for_its_ack() -> Non
     ep.report_transport_error(A, now=0.7)
     assert events(ep) == [TransportFailed(at=0.7, key=got.key, method="INVITE", addr=A)]
     assert ep.transaction_count == 0 and ep.get_timer() is None
+
+
+def test_rfc2543_clash_is_dropped_without_orphaning_the_live_transaction() -> None:
+    ep = uas()
+    ep.receive_datagram(LEGACY_INVITE, A, now=0.0)
+    clash = LEGACY_INVITE.replace(b"To: <sip:bob@10.0.0.2>", b"To: <sip:bob@10.0.0.2>;tag=zz")
+    ep.receive_datagram(clash, A, now=0.1)
+    first, second = events(ep)
+    assert isinstance(first, RequestReceived) and isinstance(second, MessageDropped)
+    ep.send_response(first.key, make_response(first.request, 200, to_tag="ok"), now=0.2)
+    assert ep.server_state(first.key) is State.ACCEPTED
