@@ -34,7 +34,7 @@ from acd.events import (
     Overflow,
     OverflowReason,
 )
-from acd.operator import LOGGED_IN, SERVING, Operator, OperatorInput
+from acd.operator import LOGGED_IN, SERVING, Operator, OperatorInput, OperatorState
 from acd.queue import Call, CallInput, CallQueue, CallState
 from acd.strategy import RING_ALL, get_strategy
 from acd.timers import Deadlines
@@ -73,6 +73,10 @@ class EngineCore:
             o.id: Operator(id=o.id, name=o.name, skills=dict(o.skills), since=now, idle_since=now)
             for o in config.operators
         }
+        self._order = {op_id: index for index, op_id in enumerate(self._operators)}
+        # Operators free, registered and not cooling down: the only ones dispatch looks
+        # at. With calls waiting this is usually empty and dispatch costs nothing.
+        self._free: dict[str, Operator] = {}
         self._by_skill: dict[str, list[Operator]] = {}
         for op in self._operators.values():
             for skill in op.skills:
@@ -101,10 +105,18 @@ class EngineCore:
         """Apply `event` to the operator and report the change, if any."""
         old_reason = op.reason
         old, new = op.apply(event, now=now, reason=reason)
+        self._refresh_free(op, now=now)
         if old is not new or op.reason != old_reason:
             self._emit(
                 OperatorStateChanged(operator=op.id, old=old, new=new, reason=op.reason, at=now)
             )
+
+    def _refresh_free(self, op: Operator, *, now: float) -> None:
+        """Keep `_free` exact: available, registered and not cooling down."""
+        if op.state is OperatorState.AVAILABLE and op.registered and op.cooldown_until <= now:
+            self._free[op.id] = op
+        else:
+            self._free.pop(op.id, None)
 
     def _logged_in(self, skill: str) -> bool:
         return any(op.state in LOGGED_IN for op in self._by_skill.get(skill, ()))
@@ -285,12 +297,15 @@ class EngineCore:
 
     def _best_match(self, *, now: float) -> tuple[Call, list[Operator]] | None:
         best: tuple[Call, list[Operator]] | None = None
+        if not self._free:
+            return None
+        free = sorted(self._free.values(), key=lambda op: self._order[op.id])
         for name, queue in self._queues.items():
             call = queue.first_offerable(now=now) if len(queue) else None
             if call is None or (best is not None and best[0].key <= call.key):
                 continue
             skill = self._queue_cfg[name].skill
-            ops = [op for op in self._by_skill.get(skill, ()) if op.eligible(skill, now=now)]
+            ops = [op for op in free if op.eligible(skill, now=now)]
             if ops:
                 best = (call, ops)
         return best

@@ -203,6 +203,7 @@ class AcdEngine(OperatorControls, EngineViews):
         cfg = self._queue_cfg[call.queue]
         self._end_leg(call, op, failure, now=now)
         op.cooldown_until = now + _refusal_delay(cfg, failure)
+        self._refresh_free(op, now=now)
         self._timers.schedule((COOLDOWN, op.id), op.cooldown_until)
         self._dispatch(now=now)
 
@@ -315,6 +316,8 @@ class AcdEngine(OperatorControls, EngineViews):
                 self._on_max_wait(ids[0], now=now)
             elif kind == ANNOUNCE:
                 self._on_announce(ids[0], now=now)
+            elif kind == COOLDOWN:
+                self._refresh_free(self._operators[ids[0]], now=now)
         self._dispatch(now=now)
 
     def _on_ring_timeout(self, call_id: str, operator: str, *, now: float) -> None:

@@ -108,6 +108,7 @@ class OperatorControls(EngineCore):
         op = self._op(operator)
         if not op.registered:
             op.registered = True
+            self._refresh_free(op, now=now)
             self._emit(OperatorRegistrationChanged(operator=op.id, registered=True, at=now))
         self._dispatch(now=now)
 
@@ -116,6 +117,7 @@ class OperatorControls(EngineCore):
         op = self._op(operator)
         if op.registered:
             op.registered = False
+            self._refresh_free(op, now=now)
             self._emit(OperatorRegistrationChanged(operator=op.id, registered=False, at=now))
         if op.state is OperatorState.OFFERED and op.call_id is not None:
             self._end_leg(self._calls[op.call_id], op, OfferFailure.UNREGISTERED, now=now)
