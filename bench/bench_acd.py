@@ -4,10 +4,11 @@ Usage: python bench/bench_acd.py [--queued 1000] [--operators 100] [--inputs 200
 
 A steady state of a busy morning: five skill queues kept at `--queued` waiting calls,
 every operator serving two skills; offers are answered (10 % refused busy, then
-skipped for the busy delay), calls end and the caller's place is taken by a new call,
-2 % of the inputs are a waiting caller hanging up. Time is virtual (10 ms per input) and the engine's
-timers fire when due. The reference, measured in the same run, is the same driver
-against a stub engine that does nothing: the difference is the engine's own cost.
+skipped for the busy delay), calls end and each answered caller's place in the queues
+is taken by a new call; 2 % of the inputs are a waiting caller hanging up. Time is
+virtual (10 ms per input) and the engine's timers fire when due. The reference,
+measured in the same run, is the same driver against a stub engine that does nothing:
+the difference is the engine's own cost.
 """
 
 from __future__ import annotations
