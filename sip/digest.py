@@ -415,18 +415,9 @@ def answer_challenge(
     Uses qop=auth when offered and the RFC 2069 form when no qop is; DigestError for a
     challenge we cannot answer (another scheme, an unknown algorithm, only auth-int).
     """
-    try:
-        scheme, challenge = parse_auth_params(challenge_header)
-    except RemoteProtocolError as exc:
-        raise DigestError(f"malformed challenge: {exc.reason}") from None
-    if scheme.lower() != "digest" or "nonce" not in challenge or "realm" not in challenge:
-        raise DigestError("not a Digest challenge with realm and nonce")
-    algorithm = _canonical_algorithm(challenge.get("algorithm", "MD5"))
-    qops = [q.strip().lower() for q in challenge.get("qop", "").split(",") if q.strip()]
-    if qops and "auth" not in qops:
-        raise DigestError("challenge offers no qop=auth")
+    challenge, algorithm, with_qop = _read_challenge(challenge_header)
     nc_text = f"{nc:08x}"
-    qop_fields = f"{nc_text}:{cnonce}:auth" if qops else None
+    qop_fields = f"{nc_text}:{cnonce}:auth" if with_qop else None
     ha1 = hash_password(username, challenge["realm"], password, algorithm)
     response = digest_response(
         algorithm, ha1, nonce=challenge["nonce"], method=method, uri=uri, qop_fields=qop_fields
@@ -435,6 +426,21 @@ def answer_challenge(
     params |= {"uri": uri, "response": response, "algorithm": algorithm}
     if "opaque" in challenge:
         params["opaque"] = challenge["opaque"]
-    if qops:
+    if with_qop:
         params |= {"qop": "auth", "nc": nc_text, "cnonce": cnonce}
     return format_auth_params("Digest", params, tokens=_CREDENTIAL_TOKENS)
+
+
+def _read_challenge(header: str) -> tuple[dict[str, str], str, bool]:
+    # The challenge's parameters, its algorithm, and whether it asks for qop=auth.
+    try:
+        scheme, challenge = parse_auth_params(header)
+    except RemoteProtocolError as exc:
+        raise DigestError(f"malformed challenge: {exc.reason}") from None
+    if scheme.lower() != "digest" or "nonce" not in challenge or "realm" not in challenge:
+        raise DigestError("not a Digest challenge with realm and nonce")
+    algorithm = _canonical_algorithm(challenge.get("algorithm", "MD5"))
+    qops = [q.strip().lower() for q in challenge.get("qop", "").split(",") if q.strip()]
+    if qops and "auth" not in qops:
+        raise DigestError("challenge offers no qop=auth")
+    return challenge, algorithm, bool(qops)

@@ -52,6 +52,16 @@ class _ContactRequest:
     q: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Origin:
+    """The REGISTER a binding change comes from (§10.3 step 7 keeps Call-ID and CSeq)."""
+
+    call_id: str
+    cseq: int
+    source: Addr
+    now: float
+
+
 class Registrar:
     """A registrar for configured operators (RFC 3261 §10.3), sans-I/O."""
 
@@ -126,7 +136,7 @@ class Registrar:
             return
         contacts = [self._contact(a, request) for a in addresses]
         self._check_intervals(contacts)
-        self._update(user, contacts, call_id=call_id, cseq=cseq, source=source, now=now)
+        self._update(user, contacts, _Origin(call_id=call_id, cseq=cseq, source=source, now=now))
 
     # -- step 5: the wildcard -----------------------------------------------------------
 
@@ -173,36 +183,28 @@ class Registrar:
 
     # -- step 7: bindings ---------------------------------------------------------------
 
-    def _update(
-        self,
-        user: str,
-        contacts: list[_ContactRequest],
-        *,
-        call_id: str,
-        cseq: int,
-        source: Addr,
-        now: float,
-    ) -> None:
+    def _update(self, user: str, contacts: list[_ContactRequest], origin: _Origin) -> None:
         existing = {_binding_key(b.contact): b for b in self.location.bindings(user)}
         latest = {c.key: c for c in contacts}  # a URI listed twice: the last one counts
-        for key in latest:
-            if key in existing:
-                _check_order(existing[key], call_id, cseq)
+        for key in latest.keys() & existing.keys():
+            _check_order(existing[key], origin.call_id, origin.cseq)
         added = [k for k, c in latest.items() if k not in existing and c.expires > 0]
         removed = [k for k, c in latest.items() if k in existing and c.expires == 0]
         if len(existing) + len(added) - len(removed) > self.max_contacts:
             raise _RegisterError(403, "Too Many Contacts")
         for key, contact in latest.items():
-            old = existing.get(key)
-            if contact.expires == 0:
-                if old is not None:
-                    self.location.remove(old, RemovalReason.UNREGISTERED, now=now)
-                continue
-            new = _binding(user, old, contact, call_id=call_id, cseq=cseq, source=source, now=now)
-            if old is None:
-                self.location.add(new, now=now)
-            else:
-                self.location.refresh(new, now=now)
+            self._commit(user, existing.get(key), contact, origin)
+
+    def _commit(
+        self, user: str, old: Binding | None, contact: _ContactRequest, origin: _Origin
+    ) -> None:
+        if contact.expires == 0:
+            if old is not None:
+                self.location.remove(old, RemovalReason.UNREGISTERED, now=origin.now)
+        elif old is None:
+            self.location.add(_binding(user, old, contact, origin), now=origin.now)
+        else:
+            self.location.refresh(_binding(user, old, contact, origin), now=origin.now)
 
     # -- step 8: the response -----------------------------------------------------------
 
@@ -297,28 +299,19 @@ def _binding_key(address: Address) -> tuple[str, str | None, str, int | None, st
     return uri.scheme, uri.user, host, uri.port or default, transport and transport.lower()
 
 
-def _binding(
-    user: str,
-    old: Binding | None,
-    contact: _ContactRequest,
-    *,
-    call_id: str,
-    cseq: int,
-    source: Addr,
-    now: float,
-) -> Binding:
+def _binding(user: str, old: Binding | None, contact: _ContactRequest, origin: _Origin) -> Binding:
     # A refresh keeps the binding's id and first registration instant.
     return Binding(
         binding_id=0 if old is None else old.binding_id,
         user=user,
         contact=contact.address,
         q=contact.q,
-        call_id=call_id,
-        cseq=cseq,
-        expires_at=now + contact.expires,
-        source=source,
-        registered_at=now if old is None else old.registered_at,
-        updated_at=now,
+        call_id=origin.call_id,
+        cseq=origin.cseq,
+        expires_at=origin.now + contact.expires,
+        source=origin.source,
+        registered_at=origin.now if old is None else old.registered_at,
+        updated_at=origin.now,
     )
 
 
