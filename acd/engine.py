@@ -209,13 +209,18 @@ class AcdEngine(OperatorControls, EngineViews):
 
     def call_ended(self, call_id: str, *, now: float) -> None:
         """An answered call ended (either side hung up, or it was transferred away).
-        Before an answer this is an abandon."""
+        Before an answer this is an abandon; for a callback not yet connected, a
+        failed callback attempt."""
         call = self._calls.get(call_id)
         if call is None:
             return
         if call.state is not CallState.ON_CALL:
             if call.callback_number is None:
                 self._abandon(call, now=now)
+            return
+        if call.callback_number is not None and not call.callback_connected:
+            # The operator gave up before the citizen answered: the callback failed.
+            self.callback_failed(call_id, now=now)
             return
         op = self._operators[call.operator or ""]
         cfg = self._queue_cfg[call.queue]

@@ -253,3 +253,16 @@ def test_max_wait_while_ringing_waits_for_the_offer_to_end() -> None:
     items = h.advance(15)
     assert h.of(CallOverflowed, items)[0].at == 15
     assert not h.of(CallOffered, items)
+
+
+def test_operator_hanging_up_before_the_citizen_answers_is_a_failed_callback() -> None:
+    h = Harness(make_config(operators=1, callback_digit="1", callback_attempts=1))
+    h.ready_all()
+    h.engine.enqueue("c1", "q", caller="101", now=0)
+    h.engine.request_callback("c1", now=1)
+    h.engine.offer_answered("c1", "op1", now=2)
+    h.engine.call_ended("c1", now=20)
+    items = h.drain()
+    assert [(f.call_id, f.final) for f in h.of(CallbackFailed, items)] == [("c1", True)]
+    assert not h.of(CallAnswered, items)
+    assert h.engine.operator_state("op1") is OperatorState.AVAILABLE
