@@ -201,10 +201,11 @@ class SuccessRetransmission:
         addr: Addr,
         config: TimerConfig,
         *,
+        data: bytes,
         now: float,
     ) -> None:
         self.host, self.key, self.addr, self.config = host, key, addr, config
-        self.data = response.to_bytes()
+        self.data = data
         self.call_id = response.call_id
         self.cseq = response.cseq.seq
         self.interval = config.t1

@@ -382,5 +382,5 @@ class TransactionLayer:
         if previous is not None:
             previous.stop()
         self._successes[ident] = SuccessRetransmission(
-            self, txn.key, response, txn.addr, self.config, now=now
+            self, txn.key, response, txn.addr, self.config, data=txn.last_data, now=now
         )
