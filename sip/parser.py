@@ -206,8 +206,9 @@ def _check_presence(request: Request) -> None:
     for name in _MANDATORY:
         if not headers.get(name):
             raise RemoteProtocolError(f"missing {name} header")
+    names = [key for key, _, _ in headers.fields]
     for name in _SINGLETONS:
-        if len(headers.get_all(name)) > 1:
+        if names.count(name) > 1:
             raise RemoteProtocolError(f"more than one {name} header")
 
 

@@ -17,10 +17,12 @@ from sip.errors import RemoteProtocolError
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 # user = 1*( unreserved / escaped / user-unreserved ); '#' is tolerated as phones send it.
-_USER = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/#]|%[0-9A-Fa-f]{2})+")
-_PASSWORD = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*")
-_PARAM = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|%[0-9A-Fa-f]{2})+")
-_HEADERS = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/?:+$=&]|%[0-9A-Fa-f]{2})*")
+# Character classes only (fast); `%` is checked to start an escape by _BAD_ESCAPE.
+_USER = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/#%]+")
+_PASSWORD = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,%]*")
+_PARAM = re.compile(r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$%]+")
+_HEADERS = re.compile(r"[A-Za-z0-9\-_.!~*'()\[\]/?:+$=&%]*")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _OPAQUE = re.compile(r"[\x21-\x7e]+")
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?")
 _IPV6_REF = re.compile(r"\[[0-9A-Fa-f:.]+\]")
@@ -90,12 +92,39 @@ class Uri:
         return "".join(out)
 
 
+_SIP_FAST = re.compile(
+    r"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,;?/#]+)(?::([A-Za-z0-9\-_.!~*'()&=+$,]*))?@)?"
+    r"([A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?)(?::([0-9]{1,5}))?"
+    r"((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+)?)*)"
+)
+"""The common case in one expression: lower-case scheme, no escapes, no IPv6, no headers."""
+
+
 def parse_uri(text: str) -> Uri:
     """Parse a URI (§19.1.1, RFC 3966); RemoteProtocolError(400) if malformed.
 
     Schemes other than sip, sips and tel are kept opaque (scheme and `host` = the rest):
     whether they are acceptable is the element's decision (416, RFC 4475 §3.3.2).
     """
+    fast = _SIP_FAST.fullmatch(text)
+    if fast is not None and (fast.group(5) is None or int(fast.group(5)) <= 65535):
+        scheme, user, password, host, port, params = fast.groups()
+        return Uri(
+            scheme, user, password, host, None if port is None else int(port),
+            _fast_params(params) if params else {}, None, text,
+        )  # fmt: skip
+    return _parse_uri_slowly(text)
+
+
+def _fast_params(text: str) -> dict[str, str | None]:
+    params: dict[str, str | None] = {}
+    for item in text[1:].split(";"):
+        name, eq, value = item.partition("=")
+        params[name.lower()] = value if eq else None
+    return params
+
+
+def _parse_uri_slowly(text: str) -> Uri:
     match = _SCHEME.match(text)
     if match is None:
         raise RemoteProtocolError(f"malformed URI {text[:80]!r}")
@@ -105,7 +134,7 @@ def parse_uri(text: str) -> Uri:
         return _parse_sip(scheme, rest, text)
     if scheme == "tel":
         number, _, params = rest.partition(";")
-        if not number or _OPAQUE.fullmatch(number) is None:
+        if not number or _OPAQUE.fullmatch(number) is None or _BAD_ESCAPE.search(rest):
             raise RemoteProtocolError(f"malformed tel URI {text[:80]!r}")
         return Uri(scheme, user=number, params=_params(params, text), raw=text)
     if _OPAQUE.fullmatch(rest) is None or any(c in rest for c in '<>"'):
@@ -117,6 +146,8 @@ def _parse_sip(scheme: str, rest: str, raw: str) -> Uri:
     # '@' cannot appear unescaped after the userinfo (hostport, params and headers
     # exclude it), so the last '@' ends the userinfo even when the user part holds
     # ';', '?' or ',' (RFC 3261 §25.1 user-unreserved; RFC 4475 §3.1.1.2, §3.1.1.9).
+    if "%" in rest and _BAD_ESCAPE.search(rest) is not None:
+        raise RemoteProtocolError(f"malformed escape in URI {raw[:80]!r}")
     userinfo, at, tail = rest.rpartition("@")
     user, password = _split_userinfo(userinfo, raw) if at else (None, None)
     tail, question, headers = tail.partition("?")

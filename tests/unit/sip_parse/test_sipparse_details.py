@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sipparse_helpers import CORPUS
 
 from sip.errors import LocalProtocolError, RemoteProtocolError
@@ -16,7 +20,7 @@ from sip.headers import (
 )
 from sip.message import Headers, Request, Response, make_response
 from sip.parser import parse_message, validate_request
-from sip.uri import parse_uri
+from sip.uri import Uri, _parse_uri_slowly, parse_uri
 
 
 def corpus(name: str) -> Request:
@@ -466,3 +470,26 @@ def test_make_response_copies_and_tags() -> None:
     assert make_response(message, 100, to_tag="abc").to.tag is None
     quotbal = corpus("quotbal")
     assert b"tag=t" in make_response(quotbal, 400, to_tag="t").to_bytes()
+
+
+_URI_PIECES = st.sampled_from(
+    [
+        "sip:", "sips:", "SIP:", "tel:", "a", "Z", "0", "9", "-", ".", "_", "!", "~", "*", "'",
+        "(", ")", "&", "=", "+", "$", ",", ";", "?", "/", "#", ":", "@", "%", "%41", "%4",
+        "[", "]", "[::1]", "example.com", "5060", "99999", ";lr", ";transport=udp", " ",
+    ]
+)  # fmt: skip
+
+
+def _outcome(parse: Callable[[str], Uri], text: str) -> Uri | None:
+    try:
+        return parse(text)
+    except RemoteProtocolError:
+        return None
+
+
+@settings(max_examples=500)
+@given(st.sampled_from(["sip:", "sips:", "SIP:", "tel:", ""]), st.lists(_URI_PIECES, max_size=10))
+def test_uri_fast_path_agrees_with_the_full_grammar(scheme: str, pieces: list[str]) -> None:
+    text = scheme + "".join(pieces)
+    assert _outcome(parse_uri, text) == _outcome(_parse_uri_slowly, text)
