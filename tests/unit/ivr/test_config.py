@@ -67,16 +67,16 @@ def test_trentino_digitale_menu_maps_digits_to_skills(services: dict[str, Servic
 
 def test_example_call_through_menu_choice_3(services: dict[str, ServiceConfig]) -> None:
     run = IvrRun(services["trentino-digitale"], now=0.0, is_open=Open(), notice=lambda: None)
-    now = 0.0
+    command = None
     # Welcome, then menu: answer every prompt; press 3 once the menu is collecting.
-    while (command := run.next_command()) is not None or run.get_timer() is not None:
-        now += 1.0
-        if run.get_timer() is not None:
-            run.handle_digit("3", now=now)
-        elif not isinstance(command, EnqueueCall):
-            run.prompt_finished(now=now)
-        else:
+    for step in range(1, 20):
+        command = run.next_command()
+        if isinstance(command, EnqueueCall) or (command is None and run.get_timer() is None):
             break
+        if run.get_timer() is not None:
+            run.handle_digit("3", now=float(step))
+        else:
+            run.prompt_finished(now=float(step))
     assert command == EnqueueCall(queue="trentino-in-rete", priority=0, skill="trentino-in-rete")
     left = [f for f in iter(run.next_event, None) if isinstance(f, IvrLeft)]
     assert [f.to_queue for f in left] == ["trentino-in-rete"]
