@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from media.rtp import RtpError, RtpPacket, RtpReceiver, RtpSender, build_rtp, parse_rtp
@@ -202,6 +202,7 @@ def test_large_jump_needs_two_sequential_packets_to_resynchronise() -> None:
     assert (receiver.received, receiver.lost) == (2, 0)
 
 
+@settings(max_examples=60)
 @given(
     base=st.integers(0, 0xFFFF),
     count=st.integers(1, 300),
