@@ -59,7 +59,7 @@ from acd.events import (
     PlaceCallback,
     PlayAnnouncement,
 )
-from acd.operator import OperatorInput
+from acd.operator import Operator, OperatorInput
 from acd.queue import Call, CallInput, CallState
 from acd.staff import NO_ANSWER_REASON, OperatorControls
 from acd.view import EngineViews
@@ -152,17 +152,19 @@ class AcdEngine(OperatorControls, EngineViews):
             reason = OfferFailure.ANSWERED_ELSEWHERE if late else OfferFailure.CALLER_GONE
             self._emit_cancel(call_id, operator, reason)
             return
-        del call.offers[operator]
-        self._timers.cancel((RING, call_id, operator))
-        self._cancel_all_legs(call, OfferFailure.ANSWERED_ELSEWHERE, now=now)
-        self._move(op, OperatorInput.ANSWER, now=now)
-        op.call_id = call_id
-        call.move(CallInput.ANSWER)
-        call.operator = operator
-        self._queues[call.queue].remove(call)
-        self._disarm_waiting_timers(call_id)
+        self._take(call, op, now=now)
         self._answer_started(call, op.id, now=now)
         self._dispatch(now=now)
+
+    def _take(self, call: Call, op: Operator, *, now: float) -> None:
+        """`op` won the call: the other legs stop ringing, the call leaves its queue."""
+        del call.offers[op.id]
+        self._timers.cancel((RING, call.call_id, op.id))
+        self._cancel_all_legs(call, OfferFailure.ANSWERED_ELSEWHERE, now=now)
+        self._move(op, OperatorInput.ANSWER, now=now)
+        op.call_id, call.operator = call.call_id, op.id
+        call.move(CallInput.ANSWER)
+        self._leave_queue(call)
 
     def _answer_started(self, call: Call, operator: str, *, now: float) -> None:
         if call.callback_number is None:
@@ -177,7 +179,7 @@ class AcdEngine(OperatorControls, EngineViews):
         op = self._operators[operator]
         op.calls_answered += 1
         op.last_call_id = call.call_id
-        call.joined_at = now  # from here on: the start of the conversation
+        call.answered_at = now
         self._remember_answered(call.call_id, Answered(queue=call.queue, operator=operator))
         self._emit(
             CallAnswered(
@@ -222,18 +224,21 @@ class AcdEngine(OperatorControls, EngineViews):
             # The operator gave up before the citizen answered: the callback failed.
             self.callback_failed(call_id, now=now)
             return
+        self._end_conversation(call, now=now)
+        self._dispatch(now=now)
+
+    def _end_conversation(self, call: Call, *, now: float) -> None:
         op = self._operators[call.operator or ""]
-        cfg = self._queue_cfg[call.queue]
-        del self._calls[call_id]
+        wrapup = self._queue_cfg[call.queue].wrapup
+        del self._calls[call.call_id]
         op.call_id = None
-        self._handle.add(call.queue, now - call.joined_at)
-        self._emit(CallEnded(call_id=call_id, queue=call.queue, operator=op.id, at=now))
+        self._handle.add(call.queue, now - call.answered_at)
+        self._emit(CallEnded(call_id=call.call_id, queue=call.queue, operator=op.id, at=now))
         self._move(op, OperatorInput.CALL_END, now=now)
-        if cfg.wrapup > 0:
-            self._timers.schedule((WRAPUP, op.id), now + cfg.wrapup)
+        if wrapup > 0:
+            self._timers.schedule((WRAPUP, op.id), now + wrapup)
         else:
             self._finish_work(op, now=now)
-        self._dispatch(now=now)
 
     def _emit_cancel(self, call_id: str, operator: str, reason: OfferFailure) -> None:
         self._emit(CancelOffer(call_id=call_id, operator=operator, reason=reason))
@@ -275,16 +280,20 @@ class AcdEngine(OperatorControls, EngineViews):
         call = self._callback_on_call(call_id)
         if call.callback_connected:
             raise UnknownCallError(f"callback {call_id!r} is already connected")
-        cfg = self._queue_cfg[call.queue]
         op = self._operators[call.operator or ""]
         op.call_id, call.operator = None, None
         self._move(op, OperatorInput.CALL_ABORTED, now=now)
         self._finish_work(op, now=now)
+        self._retry_callback(call, now=now)
+        self._dispatch(now=now)
+
+    def _retry_callback(self, call: Call, *, now: float) -> None:
+        cfg = self._queue_cfg[call.queue]
         call.callback_attempts += 1
         final = call.callback_attempts >= cfg.callback_attempts
         self._emit(
             CallbackFailed(
-                call_id=call_id,
+                call_id=call.call_id,
                 queue=call.queue,
                 attempt=call.callback_attempts,
                 final=final,
@@ -292,13 +301,12 @@ class AcdEngine(OperatorControls, EngineViews):
             )
         )
         if final:
-            del self._calls[call_id]
-        else:
-            call.move(CallInput.RETRY)
-            call.not_before = now + cfg.callback_retry_delay
-            self._queues[call.queue].add(call)
-            self._timers.schedule((RETRY, call_id), call.not_before)
-        self._dispatch(now=now)
+            del self._calls[call.call_id]
+            return
+        call.move(CallInput.RETRY)
+        call.not_before = now + cfg.callback_retry_delay
+        self._queues[call.queue].add(call)  # back in its original place
+        self._timers.schedule((RETRY, call.call_id), call.not_before)
 
     def _callback_on_call(self, call_id: str) -> Call:
         call = self._calls.get(call_id)
@@ -327,17 +335,10 @@ class AcdEngine(OperatorControls, EngineViews):
 
     def _on_ring_timeout(self, call_id: str, operator: str, *, now: float) -> None:
         call, op = self._calls[call_id], self._operators[operator]
-        if self._is_ring_all(call) or not self._queue_cfg[call.queue].pause_on_no_answer:
-            self._end_leg(call, op, OfferFailure.NO_ANSWER, now=now)
-        else:
-            self._end_leg(
-                call,
-                op,
-                OfferFailure.NO_ANSWER,
-                now=now,
-                then=OperatorInput.NO_ANSWER,
-                pause_reason=NO_ANSWER_REASON,
-            )
+        pause = self._queue_cfg[call.queue].pause_on_no_answer and not self._is_ring_all(call)
+        then = OperatorInput.NO_ANSWER if pause else OperatorInput.OFFER_ENDED
+        reason = NO_ANSWER_REASON if pause else None
+        self._end_leg(call, op, OfferFailure.NO_ANSWER, now=now, then=then, pause_reason=reason)
 
     def _on_max_wait(self, call_id: str, *, now: float) -> None:
         # A call ringing an operator is left alone: if that offer fails, the call
@@ -350,25 +351,27 @@ class AcdEngine(OperatorControls, EngineViews):
     def _on_announce(self, call_id: str, *, now: float) -> None:
         call = self._calls[call_id]
         cfg = self._queue_cfg[call.queue]
-        if call.state is CallState.WAITING:
+        if call.state is CallState.WAITING:  # not while an operator's phone rings
             position = self._queues[call.queue].position(call)
-            wait = self._handle.expected_wait(
-                call.queue,
-                position=position,
-                serving=self._serving(cfg.skill),
-                default=cfg.default_handle_time,
-                wrapup=cfg.wrapup,
-            )
             self._emit(
                 PlayAnnouncement(
                     call_id=call_id,
                     position=position,
-                    expected_wait=wait,
+                    expected_wait=self._expected_wait(cfg, position),
                     callback_digit=cfg.callback_digit,
                 )
             )
         if cfg.announce_interval is not None:
             self._timers.schedule((ANNOUNCE, call_id), now + cfg.announce_interval)
+
+    def _expected_wait(self, cfg: QueueConfig, position: int) -> float | None:
+        return self._handle.expected_wait(
+            cfg.name,
+            position=position,
+            serving=self._serving(cfg.skill),
+            default=cfg.default_handle_time,
+            wrapup=cfg.wrapup,
+        )
 
 
 def _refusal(reason: OfferFailure | str) -> OfferFailure:

@@ -60,6 +60,7 @@ class Call:
     callback_number: str | None = None
     callback_attempts: int = 0
     callback_connected: bool = False
+    answered_at: float = 0.0
     not_before: float = 0.0
     visited: tuple[str, ...] = ()
 
