@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 import struct
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from media import g711
 from media.bridge import Bridge, LegFormat, Relay
 from media.rtp import RtpPacket, RtpSender, build_rtp, parse_rtp
@@ -154,3 +157,27 @@ def test_real_g711_codecs_fit_the_protocol_and_transcode_pcma_to_pcmu() -> None:
     heard = struct.unpack("<160h", g711.PCMU.decode(out.payload))
     sent = struct.unpack("<160h", pcm)
     assert max(abs(a - b) for a, b in zip(heard, sent, strict=True)) < 600  # two log quantisers
+
+
+@given(
+    streams=st.lists(
+        st.tuples(st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFF), st.integers(1, 40)),
+        min_size=1,
+        max_size=6,
+    ),
+    start_seq=st.integers(0, 0xFFFF),
+    start_ts=st.integers(0, 0xFFFFFFFF),
+)
+def test_the_far_end_sees_one_gapless_stream_across_source_changes(
+    streams: list[tuple[int, int, int]], start_seq: int, start_ts: int
+) -> None:
+    relay = Relay(source=PCMU_LEG, target=PCMU_LEG, sender=sender(start_seq, start_ts))
+    out = []
+    for index, (ts0, seq0, count) in enumerate(streams):
+        for i in range(count):
+            data = packet((seq0 + i) & 0xFFFF, (ts0 + 160 * i) & 0xFFFFFFFF, ssrc=index)
+            out.append(parse_rtp(bytes(relay.relay(data) or b"")))
+    total = sum(count for _, _, count in streams)
+    assert [p.sequence_number for p in out] == [(start_seq + i) & 0xFFFF for i in range(total)]
+    assert [p.timestamp for p in out] == [(start_ts + 160 * i) & 0xFFFFFFFF for i in range(total)]
+    assert sum(p.marker for p in out) == len(streams)
