@@ -92,8 +92,17 @@ Credential = str | HashedPassword
 
 def hash_hex(algorithm: str, text: str) -> str:
     """H(data) of RFC 7616 §3.4: the lower-case hex digest of the UTF-8 text."""
-    # surrogateescape: header text was decoded that way, so this hashes the wire bytes.
-    return hashlib.new(HASHES[algorithm], text.encode("utf-8", "surrogateescape")).hexdigest()
+    return hashlib.new(HASHES[algorithm], _wire_bytes(text)).hexdigest()
+
+
+def _wire_bytes(text: str) -> bytes:
+    # surrogateescape: header text was decoded that way, so this gives the wire bytes.
+    # Other lone surrogates cannot come off the wire; encoding them must not raise (the
+    # error would carry the whole text, password included), so they pass through.
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
 
 
 def hash_password(username: str, realm: str, password: str, algorithm: str) -> str:
@@ -350,7 +359,7 @@ def _credentials_for_realm(values: list[str], realm: str) -> dict[str, str] | Au
 
 def _same(given: str, expected: str) -> bool:
     # Constant time, and safe for peer text that is not ASCII.
-    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+    return hmac.compare_digest(_wire_bytes(given), expected.encode())
 
 
 def _is_nc(text: str) -> bool:

@@ -315,3 +315,38 @@ def test_passwords_and_ha1_never_show(caplog: pytest.LogCaptureFixture) -> None:
     assert MARKER not in text
     assert not any(ha1 in text for ha1 in ha1s)
     assert caplog.records  # the failures were logged, just without secrets
+
+
+def test_lone_surrogates_in_secrets_or_credentials_never_raise() -> None:
+    # Text that cannot be UTF-8 encoded must not escape as a UnicodeEncodeError, whose
+    # `object` would hold the password.
+    passwords = {"1001": "pass\ud800word"}
+    auth = DigestAuthenticator(REALM, SECRET, credentials=passwords.get)
+    challenge = first_challenge(auth)["MD5"]
+    offer = f'Digest realm="{REALM}", nonce="{challenge["nonce"]}", qop="auth"'
+    right = answer_challenge(
+        offer, "REGISTER", "sip:127.0.0.1:5060", "1001", "pass\ud800word", cnonce="c", nc=1
+    )
+    assert auth.verify(register(authorization=right), now=1.0).ok
+    odd = sipp_authorization(challenge, nc="00000002").replace('response="', 'response="\ud800')
+    assert auth.verify(register(authorization=odd), now=1.0).failure is AuthFailure.BAD_RESPONSE
+
+
+@given(
+    st.text(alphabet=st.characters(), max_size=12), st.text(alphabet=st.characters(), max_size=12)
+)
+@settings(max_examples=100)
+def test_any_username_and_password_text_is_handled(user: str, password: str) -> None:
+    auth = DigestAuthenticator(REALM, SECRET, credentials={user: password}.get)
+    challenge = first_challenge(auth)["SHA-256"]
+    value = answer_challenge(
+        f'Digest realm="{REALM}", nonce="{challenge["nonce"]}", qop="auth", algorithm=SHA-256',
+        "REGISTER",
+        "sip:127.0.0.1:5060",
+        user,
+        password,
+        cnonce="c",
+        nc=1,
+    )
+    result = auth.verify(register(authorization=value), now=1.0)
+    assert result.ok or result.failure is AuthFailure.MALFORMED
