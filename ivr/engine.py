@@ -53,7 +53,7 @@ from ivr.events import (
     TransferCall,
     WelcomeFinished,
 )
-from routing.calendar import Closed, State
+from routing.calendar import Closed, Open, State
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +103,19 @@ class _Then:
     to_queue: str | None = None
 
 
+def _as_state(is_open: State | bool) -> State:
+    if isinstance(is_open, bool):
+        return Open() if is_open else Closed(reason="after_hours")
+    return is_open
+
+
 class IvrRun:
-    """One caller's walk through a service's IVR tree."""
+    """One caller's walk through a service's IVR tree.
+
+    ``is_open`` is the service's calendar state when the call arrived (or a bool);
+    ``notice`` returns the prompt id of the service's current outage notice, if any;
+    ``language`` overrides the service's default language.
+    """
 
     def __init__(
         self,
@@ -112,12 +123,12 @@ class IvrRun:
         *,
         now: float,
         language: str | None = None,
-        is_open: State,
+        is_open: State | bool,
         notice: NoticeLookup | None = None,
         service: str = "",
     ) -> None:
         self._config = service_config
-        self._state = is_open
+        self._state = _as_state(is_open)
         self._notice = notice
         self._language = language or service_config.languages.default
         self._commands: deque[Command] = deque()
@@ -204,7 +215,7 @@ class IvrRun:
 
     def _on_digit_while_playing(self, digit: str, *, now: float) -> None:
         switch = self._config.languages.switch
-        if self._welcome and digit in switch:
+        if self._welcome and switch.get(digit, self._language) != self._language:
             self._stop()
             self._language = switch[digit]
             self._facts.append(LanguageChanged(at=now, language=self._language))

@@ -408,3 +408,24 @@ def test_unknown_node_hangs_up_with_an_error() -> None:
     play(run)
     finish(run, now=1.0)
     assert commands(run) == [HangUp(reason="ivr_error")]
+
+
+def test_language_digit_in_the_current_language_does_not_restart_the_welcome(
+    services: dict[str, ServiceConfig],
+) -> None:
+    run = start(services["trentino-digitale"], language="en")
+    play(run)
+    run.handle_digit("9", now=1.0)
+    assert commands(run) == []
+    assert not any(isinstance(f, LanguageChanged) for f in facts(run))
+
+
+def test_is_open_may_be_a_bool(services: dict[str, ServiceConfig]) -> None:
+    closed = start(services["uru"], is_open=False)
+    play(closed)
+    finish(closed, now=3.0)
+    assert play(closed).prompts == ("opening-hours",)
+    opened = start(services["uru"], is_open=True)
+    play(opened)
+    finish(opened, now=3.0)
+    assert play(opened).prompts == ("please-hold",)
