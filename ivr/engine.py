@@ -114,7 +114,7 @@ class IvrRun:
 
     ``is_open`` is the service's calendar state when the call arrived (or a bool);
     ``notice`` returns the prompt id of the service's current outage notice, if any;
-    ``language`` overrides the service's default language.
+    ``language`` overrides the service's default language when the service has it.
     """
 
     def __init__(
@@ -130,7 +130,8 @@ class IvrRun:
         self._config = service_config
         self._state = _as_state(is_open)
         self._notice = notice
-        self._language = language or service_config.languages.default
+        languages = service_config.languages
+        self._language = language if language in languages.available else languages.default
         self._commands: deque[Command] = deque()
         self._facts: deque[Fact] = deque()
         self._phase = Phase.PLAYING

@@ -429,3 +429,10 @@ def test_is_open_may_be_a_bool(services: dict[str, ServiceConfig]) -> None:
     play(opened)
     finish(opened, now=3.0)
     assert play(opened).prompts == ("please-hold",)
+
+
+def test_unavailable_initial_language_falls_back_to_the_default(
+    services: dict[str, ServiceConfig],
+) -> None:
+    run = start(services["uru"], language="de")
+    assert play(run).language == "it"
