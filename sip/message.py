@@ -93,8 +93,32 @@ def canonical_name(name: str) -> str:
     return key
 
 
+COMMON_NAMES = (
+    "Via", "From", "To", "Call-ID", "Call-Id", "CSeq", "Max-Forwards", "Contact", "Route",
+    "Record-Route", "Content-Type", "Content-Length", "Expires", "Min-Expires", "Allow",
+    "Supported", "Require", "Proxy-Require", "Unsupported", "Accept", "User-Agent",
+    "Server", "Authorization", "Proxy-Authorization", "WWW-Authenticate",
+    "Proxy-Authenticate", "Date", "Timestamp", "Subject", "Organization", "Warning",
+    "Reason", "Event", "Allow-Events", "Refer-To", "Referred-By", "Replaces",
+    "Session-Expires", "Min-SE", "P-Asserted-Identity", "Privacy", "Diversion",
+    "Retry-After", "Accept-Encoding", "Accept-Language", "Content-Disposition",
+    "Content-Encoding", "Content-Language", "Subscription-State", "RSeq", "RAck",
+    "Authentication-Info", "Alert-Info", "Call-Info", "Error-Info", "In-Reply-To",
+    "MIME-Version", "Priority", "Reply-To", "History-Info",
+)  # fmt: skip
+"""Header names as phones usually write them; always in the name caches below."""
+
 _CANONICAL: dict[str, str] = {}
 _CANONICAL_LIMIT = 4096
+
+
+def common_spellings() -> tuple[str, ...]:
+    """COMMON_NAMES and the compact forms, as written and in lower (upper) case."""
+    compact = (*COMPACT_FORMS, *(name.upper() for name in COMPACT_FORMS))
+    return (*COMMON_NAMES, *(name.lower() for name in COMMON_NAMES), *compact)
+
+
+_CANONICAL.update((spelling, canonical_name(spelling)) for spelling in common_spellings())
 
 
 @dataclass(slots=True)

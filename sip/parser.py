@@ -20,7 +20,15 @@ from __future__ import annotations
 import re
 
 from sip.errors import RemoteProtocolError
-from sip.message import SIP_VERSION, Headers, Message, Request, Response, canonical_name
+from sip.message import (
+    SIP_VERSION,
+    Headers,
+    Message,
+    Request,
+    Response,
+    canonical_name,
+    common_spellings,
+)
 from sip.uri import parse_uri
 
 MAX_HEADERS = 512
@@ -101,8 +109,8 @@ def _add_new_field(
     fields.append((key, name, value))
 
 
-_FIELD_NAMES: dict[str, str] = {}
-_FIELD_NAMES_LIMIT = 2048
+_FIELD_NAMES: dict[str, str] = {name: canonical_name(name) for name in common_spellings()}
+_FIELD_NAMES_LIMIT = 4096
 
 
 def _frame_body(headers: Headers, rest: bytes, defects: list[RemoteProtocolError]) -> bytes:

@@ -200,7 +200,10 @@ def test_status_codes_outside_100_to_699_are_dropped(line: str) -> None:
 
 
 def test_unknown_method_with_other_cseq_is_501_and_known_is_400() -> None:
-    assert corpus("esc02").method == "RE%47IST%45R"
+    esc02 = corpus("esc02")
+    assert esc02.method == "RE%47IST%45R"
+    assert [c.uri.host for c in esc02.contacts] == ["host1.example.com", "host3.example.com"]
+    assert reason((CORPUS / "rfc4475" / "mismatch02.dat").read_bytes())[0] == 501
     assert reason(request(*BASIC[:4], "CSeq: 1 INVITE"))[0] == 400
     unknown = request(*BASIC).replace(b"OPTIONS sip", b"FOO sip")
     assert reason(unknown)[0] == 501

@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sipparse_helpers import CORPUS, message_key
 
+from sip import message as message_module
+from sip import parser as parser_module
 from sip.errors import RemoteProtocolError
 from sip.message import Request, Response, make_response
 from sip.parser import MAX_HEADERS, parse_message, validate_request, validate_response
@@ -174,3 +176,14 @@ def test_thousands_of_list_elements_and_vias() -> None:
     validate_request(message)
     assert len(message.vias) == 3000
     assert message.top_via.branch == "z9hG4bK0"
+
+
+def test_a_flood_of_new_header_names_leaves_the_name_caches_bounded() -> None:
+    for batch in range(3):
+        names = b"".join(b"X-Flood-%d-%d: 1\r\n" % (batch, i) for i in range(3000))
+        parse_message(INVITE.replace(b"Expires: 120\r\n", names))
+    assert len(parser_module._FIELD_NAMES) <= parser_module._FIELD_NAMES_LIMIT
+    assert len(message_module._CANONICAL) <= message_module._CANONICAL_LIMIT
+    message = parse_message(INVITE.replace(b"Call-ID:", b"cALL-iD:"))
+    assert message.call_id == "a84b4c76e66710@pc33.example.it"
+    assert message.headers.get("X-FLOOD-0-1") is None
