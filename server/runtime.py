@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Protocol, cast
 
 log = logging.getLogger(__name__)
@@ -36,11 +35,9 @@ class Driver(asyncio.DatagramProtocol):
         self,
         endpoint: SansIoEndpoint,
         loop: asyncio.AbstractEventLoop,
-        on_activity: Callable[[], None] = lambda: None,
     ) -> None:
         self.endpoint = endpoint
         self.loop = loop
-        self.on_activity = on_activity
         self.transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -59,11 +56,10 @@ class Driver(asyncio.DatagramProtocol):
         log.debug("udp error: %s", exc)
 
     def transmit(self) -> None:
-        """Send what the endpoint queued, give its events to the app, re-arm the timer."""
+        """Send what the endpoint queued and re-arm the timer."""
         if self.transport is not None and not self.transport.is_closing():
             for data, addr in self.endpoint.datagrams_to_send():
                 self.transport.sendto(data, addr)
-        self.on_activity()
         self._arm(self.endpoint.get_timer())
 
     def _arm(self, at: float | None) -> None:

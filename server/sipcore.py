@@ -1,20 +1,38 @@
-"""Assemble the SIP endpoint from the configuration (the runtime's only SIP wiring)."""
+"""Assemble the pure core (endpoint, call control, ACD) from the configuration."""
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from acd.config import AcdConfig, OperatorConfig
+from acd.engine import AcdEngine
+from routing.b2bua import B2bua, B2buaConfig
+from routing.calendar import Calendar
+from routing.dialplan import DialPlan
+from routing.media_plane import MediaPlane
+from routing.recorder import Recorder
 from server.config import Settings
-from server.ids import SecureIds
 from sip.digest import DigestAuthenticator
 from sip.endpoint import Endpoint, EndpointConfig
+from sip.ids import IdFactory
 from sip.registrar import Registrar
 from sip.timers import TimerConfig
 from sip.transaction_layer import TransactionLayer
 
 
-def build_endpoint(settings: Settings, *, now: float) -> Endpoint:
+class Ids(IdFactory, Protocol):
+    """Identifiers, plus the secret the digest nonces are keyed with."""
+
+    def nonce_secret(self) -> bytes:
+        """A fresh random secret."""
+        ...
+
+
+def build_endpoint(settings: Settings, ids: Ids) -> Endpoint:
     """The endpoint for `settings`: transaction layer, digest registrar and policy."""
-    del now  # nothing is scheduled before the first input
-    ids = SecureIds()
     sip = settings.sip
     passwords = {op.id: op.password for op in settings.operators}
     authenticator = DigestAuthenticator(
@@ -42,3 +60,45 @@ def build_endpoint(settings: Settings, *, now: float) -> Endpoint:
         max_message_size=sip.max_message_size,
     )
     return Endpoint(config, layer=layer, registrar=registrar, ids=ids)
+
+
+def build_acd(settings: Settings, *, now: float) -> AcdEngine:
+    """The ACD engine with the configured queues and operators."""
+    operators = [
+        OperatorConfig(id=op.id, name=op.name, skills=op.skills) for op in settings.operators
+    ]
+    return AcdEngine(AcdConfig(queues=settings.queues, operators=operators), now=now)
+
+
+def build_b2bua(
+    settings: Settings,
+    *,
+    endpoint: Endpoint,
+    media: MediaPlane,
+    recorder: Recorder,
+    calendar: Calendar,
+    wall: Callable[[float], datetime],
+    ids: Ids,
+    now: float,
+) -> B2bua:
+    """Call control over the endpoint, the media plane and the ACD."""
+    sip = settings.sip
+    numbers = {sid: service.numbers for sid, service in settings.services.items()}
+    config = B2buaConfig(
+        local=(sip.listen.host, sip.listen.port),
+        user_agent=sip.user_agent,
+        inband_dtmf=lambda host: bool((t := settings.trunk_for(host)) and t.inband_dtmf),
+    )
+    return B2bua(
+        config,
+        endpoint=endpoint,
+        media=media,
+        acd=build_acd(settings, now=now),
+        services=settings.services,
+        dialplan=DialPlan.from_services(numbers),
+        calendar=calendar,
+        recorder=recorder,
+        ids=ids,
+        fraction=random.random,
+        wall=wall,
+    )

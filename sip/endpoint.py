@@ -27,7 +27,6 @@ from sip.transaction_reply import stateless_error
 # do not allow, 501 for methods we do not know at all).
 ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "REFER", "NOTIFY")
 KNOWN_ELSEWHERE = frozenset({"SUBSCRIBE", "PUBLISH", "MESSAGE", "UPDATE", "PRACK"})
-IN_DIALOG_ONLY = frozenset({"BYE", "INFO", "REFER", "NOTIFY"})
 URI_SCHEMES = frozenset({"sip", "sips", "tel"})
 ACCEPT = "application/sdp"
 
@@ -76,7 +75,9 @@ class RegistrationsChanged:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IncomingRequest:
-    """A request that passed the policy and needs call control (a new INVITE)."""
+    """A request that passed the policy and needs call control: a new INVITE, or any
+    request inside (or claiming to be inside) a dialog, which call control answers,
+    481 when it knows no such dialog (§12.2.2)."""
 
     at: float
     request: Request
@@ -86,7 +87,11 @@ class IncomingRequest:
     operator: str | None
 
 
-EndpointEvent = RequestAnswered | DatagramDropped | RegistrationsChanged | IncomingRequest
+EndpointEvent = (
+    RequestAnswered | DatagramDropped | RegistrationsChanged | IncomingRequest | tx.Event
+)
+"""Besides its own facts the endpoint passes on the layer's events that concern calls
+(responses to our requests, ACKs, CANCELs, timeouts) for call control."""
 
 
 class Endpoint:
@@ -165,6 +170,31 @@ class Endpoint:
         """Refuse new INVITEs with 503 from now on (graceful shutdown)."""
         self.accepting = False
 
+    def send_request(self, request: Request, addr: Addr, *, now: float) -> ClientTransactionKey:
+        """Start a client transaction (our INVITE, BYE, ...) through the layer."""
+        return self.layer.send_request(request, addr, now=now)
+
+    def reply(
+        self,
+        request: Request,
+        key: ServerTransactionKey,
+        addr: Addr,
+        status: int,
+        *,
+        now: float,
+        extra: tuple[tuple[str, str], ...] = (),
+        to_tag: str | None = None,
+        body: bytes = b"",
+    ) -> Response:
+        """Build and send a response to `request` with our Server header."""
+        extra = extra + self._status_headers(request, status)
+        response = make_response(
+            request, status, to_tag=to_tag or self.ids.tag(), extra=extra, body=body
+        )
+        response.headers.add("Server", self.config.user_agent)
+        self.respond(key, response, method=request.method, addr=addr, now=now)
+        return response
+
     def respond(
         self, key: ServerTransactionKey, response: Response, *, method: str, addr: Addr, now: float
     ) -> None:
@@ -212,6 +242,8 @@ class Endpoint:
                     at=now, method="?", status=event.status, reason=event.reason, addr=event.addr
                 )
             )
+        elif not isinstance(event, tx.ResponseReceived) or event.key not in self._pings:
+            self._events.append(event)
 
     def _on_request(
         self, request: Request, addr: Addr, key: ServerTransactionKey, *, now: float
@@ -226,9 +258,7 @@ class Endpoint:
         elif request.method == "REGISTER":
             response = self.registrar.handle_register(request, addr, now=now)
             self.respond(key, response, method="REGISTER", addr=addr, now=now)
-        elif request.method in IN_DIALOG_ONLY or request.to.tag is not None:
-            self._reply(request, key, addr, 481, now=now)
-        elif not self.accepting:
+        elif not self.accepting and request.to.tag is None:
             self._reply(request, key, addr, 503, now=now)
         else:
             self._events.append(
@@ -272,10 +302,11 @@ class Endpoint:
         now: float,
         extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        extra = extra + self._status_headers(request, status)
-        response = make_response(request, status, to_tag=self.ids.tag(), extra=extra)
-        response.headers.add("Server", self.config.user_agent)
-        self.respond(key, response, method=request.method, addr=addr, now=now)
+        self.reply(request, key, addr, status, now=now, extra=extra)
+
+    def capabilities(self) -> tuple[tuple[str, str], ...]:
+        """Allow, Accept and Supported, as OPTIONS answers them (§11.2)."""
+        return self._capabilities()
 
     def _status_headers(self, request: Request, status: int) -> tuple[tuple[str, str], ...]:
         if status in (405, 501):

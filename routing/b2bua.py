@@ -1,0 +1,384 @@
+"""Call control, the B2BUA: trunk INVITE -> service -> IVR -> queue -> operator leg.
+
+It joins the SIP endpoint (signalling), the media plane (RTP), the IVR runs, the ACD
+engine and the event log, translating the facts of each into commands for the others.
+It is pure: inputs carry `now`, the media plane and the event recorder are injected,
+and the runtime re-arms one timer at `get_timer()`.
+
+A caller's call is answered at once (the IVR needs media, as Asterisk's Answer()).
+Ending rules: the caller hangs up -> every operator leg is cancelled or hung up; the
+operator hangs up -> the caller is hung up; a media timeout hangs up both (§ issue 3).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from acd.engine import AcdEngine
+from ivr.config import ServiceConfig
+from media.sdp import SdpError, SessionDescription, parse_sdp, serialize_sdp
+from media.session import G729, PCMA, PCMU, Codec, NoCommonCodec, negotiate
+from metrics.events import EventKind
+from routing import acd_glue, ivr_glue
+from routing.admission import Admitted, admit_invite
+from routing.calendar import Calendar
+from routing.calls import CallRegistry
+from routing.dialplan import DialPlan
+from routing.legs import CallerLeg, Phase, leg_media
+from routing.media_plane import (
+    DigitDetected,
+    MediaEvent,
+    MediaPlane,
+    MediaTimedOut,
+    PlaybackFinished,
+    RecordingFinished,
+)
+from routing.recorder import Recorder
+from sip import events as tx
+from sip.dialog import Dialog, DialogSet
+from sip.endpoint import Endpoint, IncomingRequest
+from sip.errors import ProtocolError
+from sip.ids import IdFactory
+from sip.transaction import Addr
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class B2buaConfig:
+    """Call-control settings."""
+
+    local: Addr
+    """Our SIP address (for Contact) and the IP our media is reached at."""
+    user_agent: str = "Centralino"
+    codecs: tuple[Codec, ...] = (PCMU, PCMA, G729)
+    preference: tuple[str, ...] | None = None
+    inband_dtmf: Callable[[str], bool] = lambda host: False
+    """Per trunk address: detect DTMF tones when the trunk offers no telephone-event."""
+    auto_login: bool = True
+    """Log an operator in when their phone registers (as Asterisk's static members)."""
+
+
+class B2bua:
+    """Every call of the switch."""
+
+    def __init__(
+        self,
+        config: B2buaConfig,
+        *,
+        endpoint: Endpoint,
+        media: MediaPlane,
+        acd: AcdEngine,
+        services: Mapping[str, ServiceConfig],
+        dialplan: DialPlan,
+        calendar: Calendar,
+        recorder: Recorder,
+        ids: IdFactory,
+        fraction: Callable[[], float],
+        wall: Callable[[float], datetime],
+        notices: Callable[[str, str], str | None] = lambda service, language: None,
+    ) -> None:
+        self.config = config
+        self.endpoint = endpoint
+        self.media = media
+        self.acd = acd
+        self.services = services
+        self.dialplan = dialplan
+        self.calendar = calendar
+        self.record = recorder
+        self.ids = ids
+        self.wall = wall
+        self.notices = notices
+        self.auto_login = config.auto_login
+        self.dialogs = DialogSet(fraction=fraction)
+        self.calls = CallRegistry()
+        self._session_ids = 0
+
+    # -- inputs ------------------------------------------------------------------------
+
+    def endpoint_event(self, event: object, *, now: float) -> None:
+        """An event from the endpoint: new requests and the layer's call events."""
+        try:
+            self._endpoint_event(event, now=now)
+        except ProtocolError as exc:
+            log.warning("call event refused: %s", exc)
+        self._pump(now=now)
+
+    def media_event(self, event: MediaEvent, *, now: float) -> None:
+        """A fact from the media plane."""
+        call = self.calls.by_media_leg(event.leg)
+        if call is not None:
+            self._on_media(call, event, now=now)
+        self._pump(now=now)
+
+    def handle_timer(self, *, now: float) -> None:
+        """Fire IVR and ACD timers due at `now`."""
+        self.acd.handle_timer(now=now)
+        for call in self.calls.with_ivr():
+            if call.ivr is not None:
+                timer = call.ivr.get_timer()
+                if timer is not None and timer <= now:
+                    call.ivr.handle_timer(now=now)
+        self._pump(now=now)
+
+    def get_timer(self) -> float | None:
+        """The earliest IVR or ACD deadline."""
+        timers = [self.acd.get_timer()]
+        timers += [c.ivr.get_timer() for c in self.calls.with_ivr() if c.ivr is not None]
+        due = [t for t in timers if t is not None]
+        return min(due) if due else None
+
+    def operator_reachable(self, operator: str, reachable: bool, *, now: float) -> None:
+        """An operator's phone registered, or its last binding went away."""
+        acd_glue.phone_changed(self, operator, reachable, now=now)
+        self._pump(now=now)
+
+    @property
+    def active_calls(self) -> int:
+        """Calls not yet ended."""
+        return len(self.calls)
+
+    def next_session(self) -> int:
+        """A fresh SDP session id (RFC 8866 §5.2: unique per session we describe)."""
+        self._session_ids += 1
+        return self._session_ids
+
+    def notice_for(self, service: str) -> Callable[[], str | None]:
+        """The service notice lookup an IVR run asks when it reaches a notice node."""
+        return lambda: self.notices(service, "it")
+
+    # -- dispatch ----------------------------------------------------------------------
+
+    def _endpoint_event(self, event: object, *, now: float) -> None:
+        if isinstance(event, IncomingRequest):
+            self._on_request(event, now=now)
+        elif isinstance(event, tx.ResponseReceived):
+            acd_glue.operator_response(self, event, now=now)
+        elif isinstance(event, tx.AckReceived):
+            self._on_ack(event)
+        elif isinstance(event, tx.CancelReceived):
+            self._on_cancel(event, now=now)
+        elif isinstance(event, tx.TransactionTimedOut | tx.TransportFailed):
+            acd_glue.operator_failed(self, event.key, now=now)
+        elif isinstance(event, tx.AckTimedOut):
+            call = self.calls.get(event.call_id)
+            if call is not None:
+                self.hang_up(call, reason="no ACK", now=now)
+
+    def _on_request(self, event: IncomingRequest, *, now: float) -> None:
+        request = event.request
+        if request.to.tag is not None or request.method in ("BYE", "INFO", "REFER", "NOTIFY"):
+            self._in_dialog(event, now=now)
+        elif request.method == "INVITE" and event.trunk:
+            self._new_call(event, now=now)
+        else:
+            # Operators' own calls (feature codes, transfers) are not served yet.
+            self.endpoint.reply(request, event.key, event.addr, 403, now=now)
+
+    def _pump(self, *, now: float) -> None:
+        """Drain IVR and ACD commands until nothing moves."""
+        moved = True
+        while moved:
+            moved = False
+            for call in self.calls.with_ivr():
+                moved |= ivr_glue.drain(self, call, now=now)
+            moved |= acd_glue.drain(self, now=now)
+
+    # -- a new call from the trunk -----------------------------------------------------
+
+    def _new_call(self, event: IncomingRequest, *, now: float) -> None:
+        request, key, addr = event.request, event.key, event.addr
+        verdict = admit_invite(request, self.dialplan)
+        if not isinstance(verdict, Admitted):
+            self.endpoint.reply(request, key, addr, verdict.status, now=now, extra=verdict.headers)
+            return
+        try:
+            offer = parse_sdp(request.body)
+        except SdpError as exc:
+            warning = f'399 centralino "unreadable SDP: {exc}"'.replace("\\", "")
+            self.endpoint.reply(request, key, addr, 400, now=now, extra=(("Warning", warning),))
+            return
+        self._answer(event, verdict, offer, now=now)
+
+    def _answer(
+        self, event: IncomingRequest, verdict: Admitted, offer: SessionDescription, *, now: float
+    ) -> None:
+        request, key, addr = event.request, event.key, event.addr
+        media_leg = f"{request.call_id}/caller"
+        local = self.media.open_leg(media_leg)
+        answer = negotiate(
+            offer,
+            supported=self.config.codecs,
+            preference=self.config.preference,
+            local_addr=local[0],
+            local_port=local[1],
+            session_id=self.next_session(),
+            agent="centralino",
+        )
+        if isinstance(answer, NoCommonCodec):
+            self.media.close_leg(media_leg)
+            warning = ("Warning", answer.warning)
+            self.endpoint.reply(request, key, addr, 488, now=now, extra=(warning,))
+            return
+        call = CallerLeg(
+            call_id=request.call_id,
+            service=verdict.service,
+            media_leg=media_leg,
+            invite=request,
+            key=key,
+            addr=addr,
+            media=answer.media,
+            caller=str(request.from_.uri.user or ""),
+            arrived_at=now,
+            tag=self.ids.tag(),
+        )
+        self.media.configure_leg(
+            media_leg, leg_media(answer.media, inband_dtmf=self.config.inband_dtmf(addr[0]))
+        )
+        response = self.endpoint.reply(
+            request,
+            key,
+            addr,
+            200,
+            now=now,
+            to_tag=call.tag,
+            extra=(
+                ("Contact", self._contact()),
+                *self.endpoint.capabilities()[:1],
+                ("Content-Type", "application/sdp"),
+            ),
+            body=serialize_sdp(answer.sdp),
+        )
+        call.dialog = self.dialogs.response_sent(request, response)
+        self.calls.add(call)
+        self.emit(EventKind.ARRIVED, call, now=now, data={"caller": call.caller})
+        ivr_glue.start(self, call, now=now)
+
+    def _contact(self) -> str:
+        host, port = self.config.local
+        host = f"[{host}]" if ":" in host else host
+        return f"<sip:centralino@{host}:{port}>"
+
+    # -- in-dialog requests ------------------------------------------------------------
+
+    def _in_dialog(self, event: IncomingRequest, *, now: float) -> None:
+        request, key, addr = event.request, event.key, event.addr
+        found = self.dialogs.receive_request(request)
+        if not isinstance(found, Dialog):
+            status = found.status if found is not None else 481
+            self.endpoint.reply(request, key, addr, status, now=now)
+            return
+        call = self.calls.get(request.call_id) or self.calls.by_operator_call_id(request.call_id)
+        if request.method == "BYE":
+            self.endpoint.reply(request, key, addr, 200, now=now)
+            if call is not None:
+                self._on_bye(call, request.call_id, now=now)
+        elif request.method == "INFO":
+            self.endpoint.reply(request, key, addr, 200, now=now)
+            if call is not None and request.call_id == call.call_id:
+                ivr_glue.info_digit(self, call, request, now=now)
+        else:
+            # Re-INVITEs (hold) and transfers are refused for now: the call goes on as is.
+            status = 488 if request.method == "INVITE" else 501
+            self.endpoint.reply(request, key, addr, status, now=now)
+
+    def _on_bye(self, call: CallerLeg, call_id: str, *, now: float) -> None:
+        if call_id == call.call_id:
+            self.emit(EventKind.ENDED, call, now=now, data={"by": "caller"})
+            self._finish(call, by_caller=True, now=now)
+        else:
+            self.emit(EventKind.ENDED, call, now=now, data={"by": "operator"})
+            leg = call.operator_legs.get(call.bridged_to or "")
+            if leg is not None:
+                leg.dialog = None
+            self.hang_up(call, reason="operator hung up", now=now)
+
+    def _on_ack(self, event: tx.AckReceived) -> None:
+        self.dialogs.receive_request(event.request)
+
+    def _on_cancel(self, event: tx.CancelReceived, *, now: float) -> None:
+        call = self.calls.get(event.request.call_id)
+        if call is not None and event.invite_terminated:
+            self._finish(call, by_caller=True, now=now)
+
+    def _on_media(self, call: CallerLeg, event: MediaEvent, *, now: float) -> None:
+        if isinstance(event, DigitDetected) and event.leg == call.media_leg:
+            ivr_glue.digit(self, call, event.digit, now=now)
+        elif isinstance(event, PlaybackFinished) and call.ivr is not None:
+            call.ivr.prompt_finished(now=now, play_id=event.play_id)
+        elif isinstance(event, PlaybackFinished) and call.phase is Phase.QUEUED:
+            # An announcement ended: back to the music.
+            ivr_glue.music_on_hold(self, call)
+        elif isinstance(event, MediaTimedOut):
+            log.warning("media timeout on %s after %.0f s: hanging up", event.leg, event.silent_for)
+            self.hang_up(call, reason="media timeout", now=now)
+        elif isinstance(event, RecordingFinished):
+            self.emit(
+                EventKind.ENDED,
+                call,
+                now=now,
+                data={"voicemail": event.path, "seconds": f"{event.seconds:.1f}"},
+            )
+            self.hang_up(call, reason="voicemail recorded", now=now)
+
+    # -- ending ------------------------------------------------------------------------
+
+    def hang_up(self, call: CallerLeg, *, reason: str, now: float) -> None:
+        """We end the call: BYE the caller (and any operator), release media."""
+        log.info("hanging up %s: %s", call.call_id, reason)
+        self._bye(call.dialog, call.addr, now=now)
+        call.dialog = None
+        self._finish(call, by_caller=False, now=now)
+
+    def _finish(self, call: CallerLeg, *, by_caller: bool, now: float) -> None:
+        if call.phase is Phase.ENDED:
+            return
+        call.phase = Phase.ENDED
+        if call.ivr is not None and by_caller:
+            call.ivr.hang_up(now=now)
+            ivr_glue.drain(self, call, now=now)
+        call.ivr = None
+        acd_glue.caller_gone(self, call, now=now)
+        for leg in list(call.operator_legs.values()):
+            acd_glue.release_leg(self, call, leg, now=now)
+        self.media.close_leg(call.media_leg)
+        self.calls.remove(call)
+
+    def _bye(self, dialog: Dialog | None, addr: Addr, *, now: float) -> None:
+        if dialog is None:
+            return
+        try:
+            bye = dialog.create_request("BYE")
+        except ProtocolError:
+            return
+        self.endpoint.send_request(bye, addr, now=now)
+
+    def send_bye(self, dialog: Dialog | None, addr: Addr, *, now: float) -> None:
+        """BYE a dialog if it is still up."""
+        self._bye(dialog, addr, now=now)
+
+    # -- the event log -----------------------------------------------------------------
+
+    def emit(
+        self,
+        kind: EventKind,
+        call: CallerLeg,
+        *,
+        now: float,
+        operator: str | None = None,
+        data: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record a call fact."""
+        self.record(
+            kind,
+            at=now,
+            call_id=call.call_id,
+            service=call.service,
+            sub_service=call.sub_service,
+            queue=call.queue,
+            operator=operator,
+            data=data or {},
+        )

@@ -1,0 +1,73 @@
+"""The B2BUA's index of live calls: by Call-ID, media leg and operator leg Call-ID."""
+
+from __future__ import annotations
+
+from routing.legs import CallerLeg, OperatorLeg, Phase
+from sip.transaction import ClientTransactionKey
+
+
+class CallRegistry:
+    """Live caller legs and the operator legs hanging off them."""
+
+    __slots__ = ("_by_call_id", "_by_leg_key", "_by_media_leg", "_by_operator_call_id")
+
+    def __init__(self) -> None:
+        self._by_call_id: dict[str, CallerLeg] = {}
+        self._by_media_leg: dict[str, CallerLeg] = {}
+        self._by_operator_call_id: dict[str, tuple[CallerLeg, OperatorLeg]] = {}
+        self._by_leg_key: dict[ClientTransactionKey, tuple[CallerLeg, OperatorLeg]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_call_id)
+
+    def add(self, call: CallerLeg) -> None:
+        """Index a new caller leg."""
+        self._by_call_id[call.call_id] = call
+        self._by_media_leg[call.media_leg] = call
+
+    def remove(self, call: CallerLeg) -> None:
+        """Forget a caller leg and its operator legs."""
+        self._by_call_id.pop(call.call_id, None)
+        self._by_media_leg.pop(call.media_leg, None)
+        for leg in list(call.operator_legs.values()):
+            self.remove_leg(call, leg)
+
+    def add_leg(self, call: CallerLeg, leg: OperatorLeg) -> None:
+        """Index an operator leg of `call`."""
+        call.operator_legs[leg.operator] = leg
+        self._by_media_leg[leg.media_leg] = call
+        self._by_operator_call_id[leg.call_id] = (call, leg)
+        self._by_leg_key[leg.key] = (call, leg)
+
+    def remove_leg(self, call: CallerLeg, leg: OperatorLeg) -> None:
+        """Forget one operator leg."""
+        if call.operator_legs.get(leg.operator) is leg:
+            del call.operator_legs[leg.operator]
+        self._by_media_leg.pop(leg.media_leg, None)
+        self._by_operator_call_id.pop(leg.call_id, None)
+        self._by_leg_key.pop(leg.key, None)
+
+    def get(self, call_id: str) -> CallerLeg | None:
+        """The caller leg with this Call-ID."""
+        return self._by_call_id.get(call_id)
+
+    def by_media_leg(self, media_leg: str) -> CallerLeg | None:
+        """The call a media leg belongs to."""
+        return self._by_media_leg.get(media_leg)
+
+    def by_operator_call_id(self, call_id: str) -> CallerLeg | None:
+        """The call whose operator leg has this Call-ID."""
+        found = self._by_operator_call_id.get(call_id)
+        return found[0] if found else None
+
+    def leg_by_call_id(self, call_id: str) -> tuple[CallerLeg, OperatorLeg] | None:
+        """The operator leg with this Call-ID and its call."""
+        return self._by_operator_call_id.get(call_id)
+
+    def leg_by_key(self, key: ClientTransactionKey) -> tuple[CallerLeg, OperatorLeg] | None:
+        """The operator leg whose INVITE transaction this is."""
+        return self._by_leg_key.get(key)
+
+    def with_ivr(self) -> list[CallerLeg]:
+        """Calls still in their IVR."""
+        return [c for c in self._by_call_id.values() if c.ivr is not None and c.phase is Phase.IVR]
