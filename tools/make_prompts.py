@@ -81,8 +81,22 @@ def render(catalogue: Catalogue, prompts_dir: Path, *, force: bool = False) -> l
             manifest[key] = spec_digest(spec)
             written.append(target)
             logger.info("rendered %s", key)
+    _prune(catalogue, prompts_dir, manifest)
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return written
+
+
+def _prune(catalogue: Catalogue, prompts_dir: Path, manifest: dict[str, str]) -> None:
+    """Delete WAVs and manifest entries of prompts no longer in the catalogue."""
+    for language in catalogue.languages:
+        for path in (prompts_dir / language).glob("*.wav"):
+            if path.stem not in catalogue.prompts:
+                path.unlink()
+                logger.info("removed %s/%s", language, path.stem)
+    for key in list(manifest):
+        language, _, prompt_id = key.partition("/")
+        if language not in catalogue.languages or prompt_id not in catalogue.prompts:
+            del manifest[key]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
