@@ -1,0 +1,372 @@
+"""The media runtime: RTP sockets, one 20 ms media tick, prompts, bridging and recording.
+
+`MediaRuntime` implements `routing.media_plane.MediaPlane` over the pure media core:
+RtpSender/RtpReceiver (RFC 3550), Player (absolute pacing), Relay/Bridge (RFC 3550 §7
+translator), TelephoneEventReceiver (RFC 4733), DtmfDetector, Recorder, MediaTimeout.
+
+Pacing: ONE `loop.call_at` drives every leg, on an absolute grid `origin + k * 20 ms`
+(never summed sleeps). A player starts on the grid and hands out the frames due by the
+tick's instant, so each playing leg sends one packet per tick, and a late tick sends the
+backlog at once: after ten minutes every stream has sent 30,000 packets, give or take one.
+
+Facts go to `on_event` (DigitDetected, PlaybackFinished, MediaTimedOut,
+RecordingFinished). A command never calls `on_event` from inside itself, so call control
+is never re-entered; a failing handler is logged and never stops the tick. Every command
+on an unknown or closed leg is logged and ignored; only `open_leg` raises, with
+`MediaPortsExhaustedError`, when the port range is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from media import g711
+from media.bridge import Bridge, LegFormat, PcmCodec
+from media.g729 import G729Library
+from media.player import FRAME_DURATION, Player
+from media.recorder import Recorder
+from routing.media_plane import Addr, LegMedia, MediaEvent, MediaTimedOut, PlaybackFinished
+from server.media_leg import Leg
+from server.media_ports import MediaPortsExhaustedError, PortPool
+from server.media_prompts import PromptLibrary
+from server.media_recording import RecordingWriter
+
+__all__ = ["MediaPortsExhaustedError", "MediaRuntime"]
+
+log = logging.getLogger(__name__)
+
+_TIMEOUT_SCAN = 1.0  # seconds between media-timeout scans (finer for short timeouts)
+
+
+class MediaRuntime:
+    """All RTP legs of the process, driven by one event loop (uvloop in production)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        host: str,
+        port_min: int,
+        port_max: int,
+        prompts_dir: Path,
+        data_dir: Path,
+        media_timeout: float,
+        g729: G729Library | None,
+        on_event: Callable[[MediaEvent], None],
+        random_bits: Callable[[int], int] = secrets.randbits,
+    ) -> None:
+        if media_timeout <= 0:
+            raise ValueError("media_timeout must be positive")
+        self._loop = loop
+        self._pool = PortPool(host=host, port_min=port_min, port_max=port_max)
+        self.prompts = PromptLibrary(prompts_dir, g729=g729)
+        self._recordings = RecordingWriter(loop, data_dir / "voicemail", emit=self.emit)
+        self._g729 = g729
+        self._media_timeout = media_timeout
+        self._on_event = on_event
+        self._random_bits = random_bits
+        self._legs: dict[str, Leg] = {}
+        self._playing: set[Leg] = set()
+        self._dtmf_pending: set[Leg] = set()
+        self._recording: set[Leg] = set()
+        scan = min(_TIMEOUT_SCAN, media_timeout / 4)
+        self._scan_every = max(1, round(scan / FRAME_DURATION))
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._in_tick = False
+        self._origin = 0.0
+        self._tick_index = 0
+
+    # --- MediaPlane commands -------------------------------------------------------------
+
+    def open_leg(self, leg: str) -> Addr:
+        """Bind an even RTP port and RTCP on +1 (RFC 3550 §11); an open leg keeps its pair."""
+        existing = self._legs.get(leg)
+        if existing is not None:
+            return (self._pool.host, existing.pair.port)
+        pair = self._pool.acquire()
+        state = Leg(
+            leg, pair, owner=self, clock=self._loop.time, random_bits=self._random_bits,
+            media_timeout=self._media_timeout,
+        )  # fmt: skip
+        self._loop.add_reader(pair.rtp, state.on_rtp_readable)
+        self._loop.add_reader(pair.rtcp, state.on_rtcp_readable)
+        self._legs[leg] = state
+        self._start_ticking()
+        return (self._pool.host, pair.port)
+
+    def configure_leg(self, leg: str, media: LegMedia) -> None:
+        """Set or change (re-INVITE) the codec and peer; a bridge follows the change."""
+        state = self._find(leg, "configure")
+        if state is None:
+            return
+        state.configure(media, self._codec_for(state, media.codec), now=self._loop.time())
+        partner = state.partner
+        if partner is not None:
+            self._unlink(state)
+            self._link(state, partner)
+
+    def play(
+        self, leg: str, prompts: Sequence[str], *, language: str, play_id: int, loop: bool = False
+    ) -> None:
+        """Play prompts in order, replacing what plays; music on hold is `loop=True`."""
+        state = self._find(leg, "play")
+        if state is None:
+            return
+        self._stop_player(state)
+        frames = None
+        if state.media is None or state.partner is not None:
+            log.error("leg %s: cannot play while %s", leg, "bridged" if state.media else "unset")
+        else:
+            frames = self.prompts.frames(prompts, language=language, codec=state.media.codec)
+        if frames is None or (loop and not frames):
+            event = PlaybackFinished(at=self._loop.time(), leg=leg, play_id=play_id)
+            self._loop.call_soon(self.emit, event)
+            return
+        state.start_playback(Player(frames, start=self._next_tick(), loop=loop), play_id)
+        self._playing.add(state)
+
+    def stop_playback(self, leg: str) -> None:
+        """Barge-in or answer: silence at once, and no PlaybackFinished."""
+        state = self._find(leg, "stop playback")
+        if state is not None:
+            self._stop_player(state)
+
+    def bridge(self, leg_a: str, leg_b: str) -> None:
+        """Relay both ways (RFC 3550 §7 translator), transcoding when the codecs differ."""
+        a, b = self._find(leg_a, "bridge"), self._find(leg_b, "bridge")
+        if a is None or b is None or a is b:
+            return
+        if a.media is None or b.media is None:
+            log.error("cannot bridge %s and %s: a leg has no negotiated media", leg_a, leg_b)
+            return
+        for state in (a, b):
+            self._unlink(state)
+            self._stop_player(state)
+        self._link(a, b)
+
+    def unbridge(self, leg: str) -> None:
+        state = self._find(leg, "unbridge")
+        if state is not None:
+            self._unlink(state)
+
+    def record(self, leg: str, *, name: str, max_seconds: float) -> None:
+        """Record the peer's audio to `<data>/voicemail/<name>.wav`; ends on silence,
+        max length or close, then RecordingFinished follows once the file is durable."""
+        state = self._find(leg, "record")
+        if state is None:
+            return
+        if not max_seconds > 0:
+            log.error("leg %s: recording length %r is not positive", leg, max_seconds)
+            return
+        now = self._loop.time()
+        if state.recorder is not None:
+            state.recorder.stop(now=now)
+            self.recording_done(state)
+        state.start_recording(Recorder(now=now, max_duration=max_seconds), name)
+        self._recording.add(state)
+
+    def close_leg(self, leg: str) -> None:
+        """Stop everything, finish a recording, close both sockets and free the ports."""
+        state = self._legs.pop(leg, None)
+        if state is None:
+            return
+        self._stop_player(state)
+        self._unlink(state)
+        if state.recorder is not None:
+            state.recorder.hang_up(now=self._loop.time())
+            self.recording_done(state)
+        self._dtmf_pending.discard(state)
+        self._loop.remove_reader(state.pair.rtp)
+        self._loop.remove_reader(state.pair.rtcp)
+        state.close_codecs()
+        self._pool.release(state.pair)
+
+    # --- lifecycle and introspection -----------------------------------------------------
+
+    def close(self) -> None:
+        """Close every leg (shutdown)."""
+        for leg in list(self._legs):
+            self.close_leg(leg)
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
+
+    async def wait_recordings(self) -> None:
+        """Wait until every recording being written is on disk."""
+        await self._recordings.wait()
+
+    def stats(self) -> dict[str, int]:
+        legs = self._legs.values()
+        return {
+            "legs": len(self._legs),
+            "playing": len(self._playing),
+            "bridged": sum(leg.partner is not None for leg in legs),
+            "recording": len(self._recording),
+            "free_port_pairs": self._pool.available,
+            "send_errors": sum(leg.send_errors for leg in legs),
+            "rtcp_packets": sum(leg.rtcp_packets for leg in legs),
+        }
+
+    # --- LegOwner ------------------------------------------------------------------------
+
+    def emit(self, event: MediaEvent) -> None:
+        """Hand a fact to call control; its failure must not stop every other call's media."""
+        try:
+            self._on_event(event)
+        except Exception:
+            log.exception("media event handler failed on %s", type(event).__name__)
+
+    def dtmf_pending(self, leg: Leg) -> None:
+        self._dtmf_pending.add(leg)
+
+    def recording_done(self, leg: Leg) -> None:
+        recorder = leg.take_recording()
+        self._recording.discard(leg)
+        finished = None if recorder is None else recorder.next_event()
+        if finished is not None:
+            self._recordings.write(leg.name, leg.recording_name, finished)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _find(self, leg: str, action: str) -> Leg | None:
+        state = self._legs.get(leg)
+        if state is None:
+            log.warning("%s: no open media leg %r", action, leg)
+        return state
+
+    def _codec_for(self, leg: Leg, name: str) -> PcmCodec | None:
+        upper = name.upper()
+        if upper in ("PCMU", "PCMA"):
+            return g711.PCMU if upper == "PCMU" else g711.PCMA
+        if upper == "G729" and self._g729 is not None:
+            if leg.own_g729 is None:
+                leg.own_g729 = self._g729.codec()
+            return leg.own_g729
+        log.error("leg %s: codec %s is not available", leg.name, name)
+        return None
+
+    def _link(self, a: Leg, b: Leg) -> None:
+        assert a.media is not None and b.media is not None
+        try:
+            bridge = Bridge(a=_format(a), b=_format(b), sender_a=a.sender, sender_b=b.sender)
+        except ValueError as exc:
+            log.error("cannot bridge %s and %s: %s", a.name, b.name, exc)
+            return
+        a.relay, a.partner = bridge.a_to_b, b
+        b.relay, b.partner = bridge.b_to_a, a
+
+    def _unlink(self, leg: Leg) -> None:
+        """End both relays of a bridge: each sender takes its numbering back."""
+        partner = leg.partner
+        if partner is None:
+            return
+        now = self._loop.time()
+        for state in (leg, partner):
+            if state.relay is not None:
+                state.relay.detach()
+            state.relay, state.partner = None, None
+            state.last_sent_at = now
+
+    def _stop_player(self, leg: Leg) -> None:
+        if leg.player is not None:
+            leg.player.stop(now=self._loop.time())
+            leg.player = None
+        self._playing.discard(leg)
+
+    # --- the media tick ------------------------------------------------------------------
+
+    def _start_ticking(self) -> None:
+        # The tick stops by itself once no leg is open; inside a tick it re-arms itself.
+        if self._tick_handle is None and not self._in_tick:
+            self._origin, self._tick_index = self._loop.time(), 0
+            self._tick_handle = self._loop.call_at(self._origin, self._tick)
+
+    def _next_tick(self) -> float:
+        return self._origin + self._tick_index * FRAME_DURATION
+
+    def _tick(self) -> None:
+        due = self._next_tick()
+        # libuv timers have millisecond resolution: a tick may run a hair early, and must
+        # still send the frames due at its own instant.
+        now = max(self._loop.time(), due)
+        self._in_tick = True
+        try:
+            self._run_players(now)
+            if self._dtmf_pending:
+                self._run_dtmf_timers(now)
+            if self._recording:
+                self._run_recorders(now)
+            if self._tick_index % self._scan_every == 0:
+                self._scan_timeouts(now)
+        finally:
+            self._in_tick = False
+            self._schedule_next()
+
+    def _schedule_next(self) -> None:
+        self._tick_handle = None
+        if not self._legs:
+            return
+        late = (self._loop.time() - self._origin) / FRAME_DURATION
+        # A tick that ran more than a whole frame late skips the missed instants: the
+        # players send their backlog on the next one.
+        self._tick_index = max(self._tick_index + 1, int(late) + 1)
+        self._tick_handle = self._loop.call_at(self._next_tick(), self._tick)
+
+    def _run_players(self, now: float) -> None:
+        finished: list[tuple[Leg, Player]] = []
+        for leg in self._playing:
+            player = leg.player
+            if player is None:
+                continue
+            leg.send_due(player, now)
+            if player.finished:
+                finished.append((leg, player))
+        for leg, player in finished:
+            self._playing.discard(leg)
+            if leg.player is player:
+                leg.player = None
+                self.emit(PlaybackFinished(at=now, leg=leg.name, play_id=leg.play_id))
+
+    def _run_dtmf_timers(self, now: float) -> None:
+        for leg in list(self._dtmf_pending):
+            if not leg.run_dtmf_timer(now):
+                self._dtmf_pending.discard(leg)
+
+    def _run_recorders(self, now: float) -> None:
+        for leg in list(self._recording):
+            recorder = leg.recorder
+            if recorder is not None:
+                recorder.handle_timer(now=now)
+            if recorder is None or recorder.finished:
+                self.recording_done(leg)
+
+    def _scan_timeouts(self, now: float) -> None:
+        """RFC 3550 §6.3.5 in spirit: a source silent for too long has left."""
+        for leg in list(self._legs.values()):
+            timeout = leg.timeout
+            deadline = None if timeout is None else timeout.get_timer()
+            if timeout is None or deadline is None or now < deadline:
+                continue
+            timeout.handle_timer(now=now)
+            fact = timeout.next_event()
+            if fact is not None:
+                log.warning("leg %s: media timeout, %s", leg.name, fact.reason)
+                self.emit(MediaTimedOut(at=now, leg=leg.name, silent_for=fact.silent_for))
+
+
+def _format(leg: Leg) -> LegFormat:
+    """The bridge's view of a leg: one payload type each way, as LegMedia carries."""
+    media = leg.media
+    assert media is not None
+    return LegFormat(
+        codec_name=media.codec.upper(),
+        payload_type=media.payload_type,
+        receive_payload_type=media.payload_type,
+        telephone_event_pt=media.telephone_event_pt,
+        receive_telephone_event_pt=media.telephone_event_pt,
+        codec=leg.codec,
+    )
