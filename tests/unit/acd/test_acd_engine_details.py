@@ -185,14 +185,15 @@ def test_longest_idle_counts_from_the_end_of_work() -> None:
 
 def test_least_calls_rings_the_operator_with_fewest_answers() -> None:
     h = Harness(make_config(operators=2, strategy="least-calls"))
-    h.ready_all()
-    for i, t in enumerate((0.0, 20.0)):
+    h.ready_all(["op1"])
+    for i, t in enumerate((1.0, 11.0)):
         h.engine.enqueue(f"c{i}", "q", now=t)
-        answer_and_end(h, f"c{i}", "op1" if i == 0 else "op2", at=t + 1, talk=5)
-    h.engine.enqueue("c2", "q", now=40)
-    answer_and_end(h, "c2", "op1", at=41, talk=5)  # op1: 2 answers, op2: 1
-    h.engine.enqueue("c3", "q", now=60)
-    assert offered(h) == [("c3", "op2")]
+        assert offered(h) == [(f"c{i}", "op1")]
+        answer_and_end(h, f"c{i}", "op1", at=t + 1, talk=5)
+    h.now = 100
+    h.ready_all(["op2"])  # idle for less time than op1, but answered no call yet
+    h.engine.enqueue("c2", "q", now=101)
+    assert offered(h) == [("c2", "op2")]
 
 
 def test_skill_level_rings_the_best_level_first() -> None:
