@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, Protocol
 
-from metrics.events import CallEvent, Disposition, EventKind, us_to_wall
+from metrics.events import Disposition, EventKind, us_to_wall
 from metrics.tally import (
     ALL,
     Calendar,
+    F,
     Figures,
     KpiError,
     Outcome,
@@ -30,6 +31,26 @@ from metrics.tally import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class Fact(Protocol):
+    """What the engine reads from an event: a `CallEvent` or an `EventFact`."""
+
+    @property
+    def kind(self) -> EventKind: ...
+    @property
+    def call_id(self) -> str | None: ...
+    @property
+    def wall_us(self) -> int: ...
+    @property
+    def mono(self) -> float: ...
+    @property
+    def service(self) -> str | None: ...
+    @property
+    def sub_service(self) -> str | None: ...
+    @property
+    def data(self) -> Mapping[str, str]: ...
+
 
 InWindow = Callable[[str, datetime], bool]
 """`in_window(service, local_datetime)`: is the service open then (the calendar decides)."""
@@ -46,9 +67,9 @@ _LATE_KINDS = frozenset(
     }
 )
 _DISPOSITION_FIELD = {
-    Disposition.RESOLVED: "resolved",
-    Disposition.ESCALATED: "escalated",
-    Disposition.UNKNOWN: "unknown",
+    Disposition.RESOLVED: F.RESOLVED,
+    Disposition.ESCALATED: F.ESCALATED,
+    Disposition.UNKNOWN: F.UNKNOWN,
 }
 
 
@@ -101,7 +122,7 @@ class _Call:
     overflowed: bool = False
     outcome: Outcome | None = None
     disposition: Disposition | None = None
-    keys: tuple[Key, ...] = ()
+    tallies: tuple[Tally, ...] = ()
 
 
 class KpiEngine:
@@ -120,10 +141,11 @@ class KpiEngine:
         self._slots: dict[tuple[str, str, str], set[int]] = {}
         self._outputs: deque[EngineOutput] | None = deque() if outputs else None
         self._retention_us = int(self.config.retention * 1_000_000)
+        self._next_evict_us = 0
 
     # -- inputs ---------------------------------------------------------------------------
 
-    def receive_event(self, event: CallEvent) -> None:
+    def receive_event(self, event: Fact) -> None:
         """Account for one event.  Events must come in emission (`seq`) order."""
         if event.call_id is None or event.kind is EventKind.OPERATOR_STATE:
             return
@@ -185,15 +207,15 @@ class KpiEngine:
 
     # -- per-kind handlers ----------------------------------------------------------------
 
-    def _on_arrived(self, call: _Call, event: CallEvent) -> None:
+    def _on_arrived(self, call: _Call, event: Fact) -> None:
         call.channel = event.data.get("channel", call.channel)
 
-    def _on_ivr_step(self, call: _Call, event: CallEvent) -> None:
+    def _on_ivr_step(self, call: _Call, event: Fact) -> None:
         # The sub-service is the last IVR choice before the call reaches the queue.
         if event.sub_service and call.queued_mono is None:
             call.sub_service = event.sub_service
 
-    def _on_queued(self, call: _Call, event: CallEvent) -> None:
+    def _on_queued(self, call: _Call, event: Fact) -> None:
         if call.outcome is not None:
             return
         call.overflowed = False
@@ -206,14 +228,14 @@ class KpiEngine:
             IvrMeasured(service=_name(call), channel=call.channel, seconds=seconds, at=event.mono)
         )
 
-    def _on_answered(self, call: _Call, event: CallEvent) -> None:
+    def _on_answered(self, call: _Call, event: Fact) -> None:
         if call.outcome is not None:
             return
         start = call.first_mono if call.queued_mono is None else call.queued_mono
         wait_us = round((event.mono - start) * 1_000_000)
         self._classify(call, Outcome.ANSWERED, wait_us=wait_us, at=event.mono)
 
-    def _on_hangup(self, call: _Call, event: CallEvent) -> None:
+    def _on_hangup(self, call: _Call, event: Fact) -> None:
         if call.outcome is not None:
             return
         if call.overflowed:
@@ -227,20 +249,20 @@ class KpiEngine:
             outcome = Outcome.ABANDONED if long_wait else Outcome.SHORT_ABANDONED
         self._classify(call, outcome, at=event.mono)
 
-    def _on_overflowed(self, call: _Call, event: CallEvent) -> None:
+    def _on_overflowed(self, call: _Call, event: Fact) -> None:
         if call.outcome is None:
             call.overflowed = True
 
-    def _on_after_hours(self, call: _Call, event: CallEvent) -> None:
+    def _on_after_hours(self, call: _Call, event: Fact) -> None:
         if call.outcome is None:
             self._classify(call, Outcome.AFTER_HOURS, at=event.mono)
 
-    def _on_transferred(self, call: _Call, event: CallEvent) -> None:
+    def _on_transferred(self, call: _Call, event: Fact) -> None:
         # A transfer to a second-level referent means "not resolved at first level".
         if event.data.get("to") == "referent":
             self._set_disposition(call, Disposition.ESCALATED)
 
-    def _on_disposition(self, call: _Call, event: CallEvent) -> None:
+    def _on_disposition(self, call: _Call, event: Fact) -> None:
         try:
             value = Disposition(event.data.get("disposition", ""))
         except ValueError:
@@ -250,7 +272,7 @@ class KpiEngine:
 
     # -- accounting -----------------------------------------------------------------------
 
-    def _open(self, event: CallEvent) -> _Call:
+    def _open(self, event: Fact) -> _Call:
         assert event.call_id is not None
         call = _Call(
             first_wall_us=event.wall_us,
@@ -260,7 +282,7 @@ class KpiEngine:
             channel=event.data.get("channel", "voice"),
         )
         self._calls[event.call_id] = call
-        local = self.calendar.local(event.wall)
+        local = self.calendar.local(us_to_wall(event.wall_us))
         if not self._in_window(event.service or "", local):
             self._classify(call, Outcome.AFTER_HOURS, at=event.mono)
         return call
@@ -268,14 +290,14 @@ class KpiEngine:
     def _classify(self, call: _Call, outcome: Outcome, *, at: float, wait_us: int = 0) -> None:
         call.outcome = outcome
         ref_us = call.queued_wall_us if call.queued_wall_us is not None else call.first_wall_us
-        call.keys = self._keys(call, ref_us)
+        call.tallies = tuple(self._tally(key) for key in self._keys(call, ref_us))
         social = call.channel == self.config.social_channel
         if social and outcome is Outcome.ANSWERED:
-            self._apply(call, social_answered=1, social_wait_us=wait_us)
+            self._apply(call, (F.SOCIAL_ANSWERED, 1), (F.SOCIAL_WAIT_US, wait_us))
         elif not social and outcome is Outcome.ANSWERED:
-            self._apply(call, answered=1, wait_us=wait_us, unknown=1)
+            self._apply(call, (F.ANSWERED, 1), (F.WAIT_US, wait_us), (F.UNKNOWN, 1))
         elif not social:
-            self._apply(call, **{outcome.value: 1})
+            self._apply(call, (F[outcome.name], 1))
         wait = wait_us / 1e6 if outcome is Outcome.ANSWERED else None
         self._emit(
             CallCounted(
@@ -294,27 +316,31 @@ class KpiEngine:
         old = call.disposition or Disposition.UNKNOWN
         call.disposition = value
         if old is not value:
-            self._apply(call, **{_DISPOSITION_FIELD[old]: -1, _DISPOSITION_FIELD[value]: 1})
+            self._apply(call, (_DISPOSITION_FIELD[old], -1), (_DISPOSITION_FIELD[value], 1))
 
     def _keys(self, call: _Call, ref_us: int) -> tuple[Key, ...]:
         service = _name(call)
         scopes = [(service, ALL), (ALL, ALL)]
         if call.sub_service:
             scopes.append((service, call.sub_service))
-        periods = self.calendar.periods(us_to_wall(ref_us))
+        periods = self.calendar.periods_us(ref_us)
         slot_epoch, month = periods[0][1], periods[2][1]
         assert isinstance(slot_epoch, int) and isinstance(month, str)
         for svc, sub in scopes:
             self._slots.setdefault((svc, sub, month), set()).add(slot_epoch)
         return tuple((svc, sub, period) for svc, sub in scopes for period in periods)
 
-    def _apply(self, call: _Call, **deltas: int) -> None:
-        for key in call.keys:
-            tally = self._tallies.get(key)
-            if tally is None:
-                tally = self._tallies[key] = Tally()
-            for name, amount in deltas.items():
-                setattr(tally, name, getattr(tally, name) + amount)
+    def _tally(self, key: Key) -> Tally:
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = Tally()
+        return tally
+
+    def _apply(self, call: _Call, *deltas: tuple[int, int]) -> None:
+        for tally in call.tallies:
+            v = tally.v
+            for index, amount in deltas:
+                v[index] += amount
 
     def _emit(self, output: EngineOutput) -> None:
         if self._outputs is not None:
@@ -323,6 +349,10 @@ class KpiEngine:
     def _evict(self, now_us: int) -> None:
         # Calls are kept a retention period after their first event so that late facts
         # (a disposition typed after hang-up) still count; older ones are forgotten.
+        # Checked at most once a minute of event time: cheap, and deterministic for replays.
+        if now_us < self._next_evict_us:
+            return
+        self._next_evict_us = now_us + 60_000_000
         horizon = now_us - self._retention_us
         while self._calls:
             call_id, call = next(iter(self._calls.items()))
@@ -335,7 +365,8 @@ def _name(call: _Call) -> str:
     return call.service or "unassigned"
 
 
-_HANDLERS: dict[EventKind, Callable[[KpiEngine, _Call, CallEvent], None]] = {
+KPI_KINDS: frozenset[EventKind]
+_HANDLERS: dict[EventKind, Callable[[KpiEngine, _Call, Fact], None]] = {
     EventKind.ARRIVED: KpiEngine._on_arrived,
     EventKind.IVR_ENTERED: KpiEngine._on_ivr_step,
     EventKind.WELCOME_FINISHED: KpiEngine._on_ivr_step,
@@ -350,3 +381,5 @@ _HANDLERS: dict[EventKind, Callable[[KpiEngine, _Call, CallEvent], None]] = {
     EventKind.TRANSFERRED: KpiEngine._on_transferred,
     EventKind.DISPOSITION: KpiEngine._on_disposition,
 }
+KPI_KINDS = frozenset(_HANDLERS)
+"""The kinds the engine reads; a replay for reports may skip the others."""

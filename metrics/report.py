@@ -11,8 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from metrics.events import CallEvent
-from metrics.kpi import InWindow, KpiConfig, KpiEngine
+from metrics.kpi import KPI_KINDS, Fact, InWindow, KpiConfig, KpiEngine
 from metrics.store import EventStore
 from metrics.tally import Calendar, Figures, Tally, figures_from, month_bounds
 
@@ -82,7 +81,7 @@ class Report:
 
 
 def build_report(
-    events: Iterable[CallEvent],
+    events: Iterable[Fact],
     month: str,
     service: str | None = None,
     *,
@@ -92,7 +91,11 @@ def build_report(
     progress: Progress | None = None,
     total: int | None = None,
 ) -> Report:
-    """Replay `events` (in `seq` order) and report `month` ('YYYY-MM', local time)."""
+    """Replay `events` (`CallEvent`s or `EventFact`s, in `seq` order); report `month`.
+
+    `month` is 'YYYY-MM' in local time; `progress(done, total)` is called every
+    `PROGRESS_EVERY` events and once at the end.
+    """
     engine = KpiEngine(in_window=in_window, config=config)
     month_bounds(month, engine.calendar.tz)  # validates the month before the long replay
     done = 0
@@ -127,9 +130,9 @@ def report_from_store(
     config = config or KpiConfig()
     start, end = month_bounds(month, Calendar(config.timezone).tz)
     start, end = start - LEAD_IN, end + timedelta(seconds=config.retention)
-    total = store.count(start, end) if progress is not None else None
+    total = store.count(start, end, kinds=KPI_KINDS) if progress is not None else None
     return build_report(
-        store.replay(start, end),
+        store.replay_facts(start, end, KPI_KINDS),
         month,
         service,
         in_window=in_window,

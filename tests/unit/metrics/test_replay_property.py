@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metrics.events import CallEvent, EventKind
-from metrics.kpi import KpiEngine
+from metrics.kpi import KPI_KINDS, KpiEngine
 from metrics.store import EventStore
+from metrics.tally import Tally
 
 # A Friday before the end of October 2026, through the DST change and the month boundary.
 START = datetime(2026, 10, 23, 5, 0, tzinfo=UTC)
@@ -94,9 +95,28 @@ def test_replay_from_store_in_any_batch_order_equals_live(
             for batch in batches:
                 store.extend(batch)
                 store.flush()
+        bounds_ = (START - timedelta(days=1), START + timedelta(days=12))
         with EventStore(Path(tmp) / "events.db") as store:
             replayed = KpiEngine(in_window=office_hours)
-            for event in store.replay(START - timedelta(days=1), START + timedelta(days=12)):
+            for event in store.replay(*bounds_):
                 replayed.receive_event(event)
+            fast = KpiEngine(in_window=office_hours)  # the report's path: light facts
+            for fact in store.replay_facts(*bounds_, KPI_KINDS):
+                fast.receive_event(fact)
     assert snapshot(replayed) == snapshot(live)
+    assert snapshot(fast) == snapshot(live)
     assert replayed.services() == live.services()
+    assert_periods_are_sums_of_slots(live)
+
+
+def assert_periods_are_sums_of_slots(engine: KpiEngine) -> None:
+    for service in [None, *engine.services()]:
+        for month in ("2026-10", "2026-11"):
+            whole, days = Tally(), {}
+            for slot in engine.slots(service, month):
+                part = engine.tally(service, ("slot", slot))
+                whole.add(part)
+                days.setdefault(slot.date(), Tally()).add(part)
+            assert engine.tally(service, ("month", month)) == whole
+            for day, tally in days.items():
+                assert engine.tally(service, ("day", day)) == tally
