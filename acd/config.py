@@ -64,6 +64,17 @@ class QueueConfig(_Model):
     an offer out of the next offers for that long, without pausing them (FreeSWITCH's
     busy/reject delay times); a ring with no answer within `ring_timeout` pauses the
     operator with reason "no answer" when `pause_on_no_answer` (Asterisk's autopause).
+
+    Other fields: `wrapup`, the after-call work time (0: none; the operator may end it
+    early with `*44`); `max_wait`, seconds in this queue before `on_overflow`; `max_len`,
+    places in the queue (callbacks hold one too) before new calls take `on_overflow`;
+    `on_no_operator`, where new callers go when no operator of the skill is logged in
+    (None: they wait); `announce_interval`, seconds between position and expected-wait
+    announcements, the first one an interval after joining; `callback_digit`, the digit
+    a waiting caller presses to be called back (None: no callback), with
+    `callback_attempts` tries `callback_retry_delay` seconds apart;
+    `default_handle_time`, the talk time assumed by the wait estimate before any call
+    has ended (DOMAIN.md: about 3 minutes).
     """
 
     name: Name

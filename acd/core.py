@@ -255,7 +255,7 @@ class EngineCore:
                 call_id=call.call_id,
                 queue=call.queue,
                 reason=reason,
-                action=action.action.value,
+                action=action.action,
                 target=action.target,
                 entered_at=call.entered_at,
                 at=now,
@@ -264,9 +264,7 @@ class EngineCore:
         if action.action is OverflowKind.QUEUE and action.target is not None:
             self._join(call, action.target, now=now)
         else:
-            self._emit(
-                Overflow(call_id=call.call_id, action=action.action.value, target=action.target)
-            )
+            self._emit(Overflow(call_id=call.call_id, action=action.action, target=action.target))
 
     def _empty_queues_of(self, op: Operator, *, now: float) -> None:
         """After a logout: waiting callers of queues nobody serves any more go where

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from acd.config import OverflowKind
 from acd.operator import OperatorState
 
 
@@ -87,7 +88,7 @@ class Overflow:
     and are only reported by `CallOverflowed`."""
 
     call_id: str
-    action: str
+    action: OverflowKind
     target: str | None
 
 
@@ -166,7 +167,7 @@ class CallOverflowed:
     call_id: str
     queue: str
     reason: OverflowReason
-    action: str
+    action: OverflowKind
     target: str | None
     entered_at: float
     at: float
