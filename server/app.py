@@ -12,10 +12,17 @@ from typing import Any
 import uvicorn
 import uvloop
 
+from media.g729 import load_g729
+from routing.calendar import Calendar
+from routing.media_plane import MediaEvent
 from server.config import Settings
+from server.core import Core
+from server.eventlog import EventLog
 from server.http import create_app
+from server.ids import SecureIds
+from server.media import MediaRuntime
 from server.runtime import Driver
-from server.sipcore import build_endpoint
+from server.sipcore import build_b2bua, build_endpoint
 from server.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -27,11 +34,41 @@ class Switch:
     def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
         self.settings = settings
         self.loop = loop
+        now = loop.time()
+        ids = SecureIds()
         self.telemetry = Telemetry()
-        self.endpoint = build_endpoint(settings, now=loop.time())
-        self.driver = Driver(self.endpoint, loop, on_activity=self._dispatch_events)
+        calendar = Calendar({sid: s.calendar for sid, s in settings.services.items()})
+        self.events = EventLog(settings.data_dir, calendar, mono0=now)
+        self.media = MediaRuntime(
+            loop,
+            host=settings.sip.listen.host,
+            port_min=settings.rtp.port_min,
+            port_max=settings.rtp.port_max,
+            prompts_dir=settings.prompts_dir,
+            data_dir=settings.data_dir,
+            media_timeout=settings.rtp.media_timeout,
+            g729=load_g729(),
+            on_event=self._media_event,
+        )
+        endpoint = build_endpoint(settings, ids)
+        b2bua = build_b2bua(
+            settings,
+            endpoint=endpoint,
+            media=self.media,
+            recorder=self.events,
+            calendar=calendar,
+            wall=self.events.wall,
+            ids=ids,
+            now=now,
+        )
+        self.core = Core(endpoint, b2bua, self.telemetry.observe)
+        self.driver = Driver(self.core, loop)
         self.http: uvicorn.Server | None = None
         self.stopping = False
+
+    def _media_event(self, event: MediaEvent) -> None:
+        self.core.media_event(event, now=self.loop.time())
+        self.driver.transmit()
 
     async def start(self) -> None:
         """Bind the SIP socket and start the HTTP server."""
@@ -40,7 +77,8 @@ class Switch:
         await self.loop.create_datagram_endpoint(
             lambda: self.driver, local_addr=(listen.host, listen.port), family=family
         )
-        app = create_app(self.health, self.telemetry.render)
+        self.events.start()
+        app = create_app(self.health, self.metrics)
         http = self.settings.http.listen
         config = uvicorn.Config(
             app,
@@ -65,26 +103,28 @@ class Switch:
         return {
             "status": "draining" if self.stopping else "ok",
             "sip": str(self.settings.sip.listen),
-            "registrations": self.endpoint.registrations(),
-            "calls": self.endpoint.active_calls(),
+            "registrations": self.core.registrations(),
+            "calls": self.core.active_calls(),
         }
 
-    def _dispatch_events(self) -> None:
-        while (event := self.endpoint.next_event()) is not None:
-            self.telemetry.observe(event)
+    def metrics(self) -> bytes:
+        """What /metrics answers: KPIs and SLA gauges, then the SIP counters."""
+        return self.events.render_metrics(self.loop.time()) + self.telemetry.render()
 
     async def drain(self, seconds: float) -> None:
         """Refuse new calls and wait (bounded) for the current ones to end."""
         self.stopping = True
-        self.endpoint.stop_accepting()
+        self.core.stop_accepting()
         deadline = self.loop.time() + seconds
-        while self.endpoint.active_calls() and self.loop.time() < deadline:
+        while self.core.active_calls() and self.loop.time() < deadline:
             await asyncio.sleep(0.1)
-        log.info("drained", extra={"calls_left": self.endpoint.active_calls()})
+        log.info("drained", extra={"calls_left": self.core.active_calls()})
 
     async def stop(self) -> None:
-        """Close the socket and the HTTP server."""
+        """Close the sockets, the HTTP server and the event log."""
         self.driver.close()
+        self.media.close()
+        await self.events.close()
         if self.http is not None:
             self.http.should_exit = True
             await self.http.shutdown()

@@ -83,12 +83,11 @@ class SipSettings(_Model):
 
     listen: HostPort = HostPort(host="127.0.0.1", port=5060)
     realm: str = "centralino"
-    digest_algorithms: tuple[Literal["MD5", "SHA-256"], ...] = Field(
-        ("MD5", "SHA-256"), min_length=1
-    )
-    """Challenge order. RFC 8760 clients answer the topmost they support, but SIPp 3.6
-    and many deployed phones answer the topmost whatever it is and know only MD5:
-    put SHA-256 first only where every phone supports it."""
+    digest_algorithms: tuple[Literal["MD5", "SHA-256"], ...] = Field(("MD5",), min_length=1)
+    """Algorithms offered, one challenge each, in this order (RFC 8760 §2.4). MD5 alone
+    by default: SIPp 3.6 answers the topmost challenge whatever it is and knows only
+    MD5, and baresip 1.0 fails to register as soon as a SHA-256 challenge is present.
+    Offer ["SHA-256", "MD5"] where every phone supports RFC 8760."""
     timers: SipTimers = SipTimers()
     min_expires: int = Field(60, ge=1)
     max_expires: int = Field(3600, ge=1)
