@@ -21,7 +21,8 @@ from metrics.tally import Outcome
 # Buckets bracket the 16 s Tm target so the share answered within it is exact.
 ANSWER_WAIT_BUCKETS = (2.0, 4.0, 8.0, 12.0, 16.0, 20.0, 30.0, 60.0, 120.0)
 IVR_BUCKETS = (5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0)
-OPERATOR_STATES = ("available", "ringing", "busy", "wrapup", "paused", "offline")
+# The ACD's operator states (acd.operator.OperatorState values), always exported.
+OPERATOR_STATES = ("logged_out", "available", "offered", "on_call", "wrap_up", "paused")
 PERIODS = ("today", "month")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

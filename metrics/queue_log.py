@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from metrics.events import CallEvent, EventKind
 
 NONE = "NONE"
+# Operator states meaning "not a queue member": the ACD says logged_out.
+_OFFLINE = {"logged_out": "offline", "offline": "offline"}
 CONTEXT = "centralino"
 
 
@@ -121,7 +123,7 @@ class QueueLog:
     def _on_operator_state(self, e: CallEvent) -> list[tuple[str, ...]]:
         if e.operator is None:
             return []
-        new = e.data.get("state", "")
+        new = _OFFLINE.get(e.data.get("state", ""), e.data.get("state", ""))
         old = self._operator_state.get(e.operator, "offline")
         self._operator_state[e.operator] = new
         queue, reason = e.queue or NONE, e.data.get("reason", "")

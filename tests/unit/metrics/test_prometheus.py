@@ -84,12 +84,12 @@ def test_queue_and_operator_gauges_and_no_call_ids_in_labels() -> None:
     exporter = fed()[0]
     exporter.set_queues(["td", "uru"])
     exporter.set_queue("td", waiting=3, longest_wait=42.5)
-    exporter.set_operators({"available": 2, "busy": 5})
+    exporter.set_operators({"available": 2, "on_call": 5})
     got = samples(exporter)
     assert got[("centralino_queue_calls", (("queue", "td"),))] == 3
     assert got[("centralino_queue_longest_wait_seconds", (("queue", "td"),))] == 42.5
     assert got[("centralino_queue_calls", (("queue", "uru"),))] == 0
-    assert got[("centralino_operators", (("state", "busy"),))] == 5
+    assert got[("centralino_operators", (("state", "on_call"),))] == 5
     assert got[("centralino_operators", (("state", "paused"),))] == 0
     exporter.set_queues(["td"])
     assert ("centralino_queue_calls", (("queue", "uru"),)) not in samples(exporter)

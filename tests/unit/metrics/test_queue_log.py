@@ -84,7 +84,7 @@ def test_operator_membership_and_pauses() -> None:
         data={"state": "paused", "reason": "lunch|break"},
     )
     at(s, EventKind.OPERATOR_STATE, None, 20, operator="op1", data={"state": "available"})
-    at(s, EventKind.OPERATOR_STATE, None, 30, operator="op1", data={"state": "offline"})
+    at(s, EventKind.OPERATOR_STATE, None, 30, operator="op1", data={"state": "logged_out"})
     assert lines(s) == [
         f"{E}|NONE|td|op1|ADDMEMBER|",
         f"{E + 10}|NONE|NONE|op1|PAUSE|lunch_break",
