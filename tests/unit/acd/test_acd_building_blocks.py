@@ -172,13 +172,14 @@ def test_deadlines_fire_in_order_and_honour_re_arming_and_cancelling() -> None:
 
 @given(st.lists(st.tuples(st.integers(0, 5), st.floats(0, 100)), max_size=40))
 def test_deadlines_agree_with_a_dict(arms: list[tuple[int, float]]) -> None:
-    timers, model = Deadlines(), {}
+    timers, model = Deadlines(), dict[int, float]()
     for key, at in arms:
         timers.schedule(key, at)
         model[key] = at
-    fired = []
-    while (key := timers.pop_due(1000)) is not None:
-        fired.append(key)
+    fired: list[int] = []
+    while (due := timers.pop_due(1000)) is not None:
+        assert isinstance(due, int)
+        fired.append(due)
     assert sorted(fired) == sorted(model)
     assert [model[k] for k in fired] == sorted(model.values())
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from acd_helpers import Harness, make_config
 
-from acd.config import parse_acd_config
+from acd.config import OverflowKind, parse_acd_config
 from acd.errors import (
     CallbackUnavailableError,
     DuplicateCallError,
@@ -17,6 +17,7 @@ from acd.errors import (
     UnknownQueueError,
 )
 from acd.events import (
+    CallAnswered,
     CallDispositionSet,
     CallOverflowed,
     CallQueued,
@@ -100,8 +101,8 @@ def test_overflow_to_another_queue_keeps_the_entry_time() -> None:
     assert h.engine.call_queue("c1") == "second"
     h.ready_all()
     h.engine.offer_answered("c1", "op1", now=40)
-    answered = [i for i in h.drain() if type(i).__name__ == "CallAnswered"]
-    assert answered[0].entered_at == 2  # type: ignore[attr-defined]
+    [answered] = h.of(CallAnswered, h.drain())
+    assert answered.entered_at == 2
 
 
 def test_full_queue_overflows_the_new_call_at_once() -> None:
@@ -111,7 +112,7 @@ def test_full_queue_overflows_the_new_call_at_once() -> None:
     items = h.drain()
     assert [q.call_id for q in h.of(CallQueued, items)] == ["c0", "c1"]
     assert h.of(Overflow, items) == [
-        Overflow(call_id="c2", action="message-and-hangup", target=None)
+        Overflow(call_id="c2", action=OverflowKind.MESSAGE_AND_HANGUP, target=None)
     ]
     assert h.of(CallOverflowed, items)[0].reason is OverflowReason.QUEUE_FULL
 

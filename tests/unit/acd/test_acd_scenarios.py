@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from acd_helpers import Harness, Phones, make_config
 
+from acd.config import OverflowKind
 from acd.events import (
     CallAbandoned,
     CallAnswered,
@@ -16,6 +17,7 @@ from acd.events import (
     OfferCall,
     OfferFailed,
     OfferFailure,
+    Output,
     Overflow,
     OverflowReason,
     PlaceCallback,
@@ -24,8 +26,8 @@ from acd.operator import OperatorState
 from acd.queue import CallState
 
 
-def offers(h: Harness, items: list[object] | None = None) -> list[tuple[str, str]]:
-    return [(o.call_id, o.operator) for o in h.of(OfferCall, items)]  # type: ignore[arg-type]
+def offers(h: Harness, items: list[Output] | None = None) -> list[tuple[str, str]]:
+    return [(o.call_id, o.operator) for o in h.of(OfferCall, items)]
 
 
 def test_ten_callers_on_three_operators_are_answered_in_order_of_arrival() -> None:
@@ -238,7 +240,9 @@ def test_max_wait_overflows_to_voicemail_at_the_exact_instant() -> None:
     h.drain()
     assert h.advance(66.99) == []
     items = h.advance(67)
-    assert h.of(Overflow, items) == [Overflow(call_id="c1", action="voicemail", target="mb-info")]
+    assert h.of(Overflow, items) == [
+        Overflow(call_id="c1", action=OverflowKind.VOICEMAIL, target="mb-info")
+    ]
     [fact] = h.of(CallOverflowed, items)
     assert (fact.reason, fact.at) == (OverflowReason.MAX_WAIT, 67)
     assert h.engine.call_ids() == []

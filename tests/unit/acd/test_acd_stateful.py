@@ -18,7 +18,7 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from acd.config import parse_acd_config
+from acd.config import OverflowKind, parse_acd_config
 from acd.engine import AcdEngine
 from acd.errors import AcdError, InvalidOperatorActionError
 from acd.events import (
@@ -313,10 +313,11 @@ class AcdMachine(RuleBasedStateMachine):
     def _terminal_call_ids(self) -> list[str]:
         ids: list[str] = []
         for item in self.log:
-            ended = isinstance(item, CallAbandoned | CallEnded)
-            ended |= isinstance(item, CallOverflowed) and item.action != "queue"
-            ended |= isinstance(item, CallbackFailed) and item.final
-            if ended:
+            if isinstance(item, CallAbandoned | CallEnded):
+                ids.append(item.call_id)
+            if isinstance(item, CallOverflowed) and item.action is not OverflowKind.QUEUE:
+                ids.append(item.call_id)
+            if isinstance(item, CallbackFailed) and item.final:
                 ids.append(item.call_id)
         return ids
 
