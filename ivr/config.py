@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from routing.calendar import CalendarConfig
 
-# RFC 4733 §3.2 DTMF events 0–9, *, # (A–D are not on a citizen's phone).
+# RFC 4733 DTMF events 0–9, *, # (A–D are not on a citizen's phone).
 Digit = Annotated[str, StringConstraints(pattern=r"^[0-9*#]$")]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
 NodeId = Annotated[str, StringConstraints(min_length=1)]

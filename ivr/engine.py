@@ -57,7 +57,7 @@ from routing.calendar import Closed, Open, State
 
 logger = logging.getLogger(__name__)
 
-DTMF_DIGITS = frozenset("0123456789*#ABCD")  # RFC 4733 §3.2 events 0–15
+DTMF_DIGITS = frozenset("0123456789*#ABCD")  # RFC 4733 DTMF events 0–15
 MAX_HOPS = 64  # silent node hops per input before the run gives up (a config loop)
 
 NoticeLookup = Callable[[], str | None]

@@ -16,7 +16,7 @@ from typing import Literal
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DigitReceived:
-    """A DTMF digit arrived (RFC 4733 §3.2 event 0–9, *, #)."""
+    """A DTMF digit arrived (RFC 4733 DTMF event 0–9, *, #)."""
 
     digit: str
     at: float

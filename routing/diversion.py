@@ -26,16 +26,27 @@ logger = logging.getLogger(__name__)
 
 Tag = Literal["switchboard", "ricaduta"]
 
-# RFC 4458 §2 cause values -> the RFC 5806 §4 reason vocabulary, so that both
-# headers are judged by one list of reasons.
+# RFC 4458 "cause" URI parameter (redirecting reasons, from ITU-T Q.732) -> the
+# RFC 5806 reason vocabulary, so that both headers are judged by one list of reasons.
 CAUSE_REASONS: dict[int, str] = {
     302: "unconditional",
     404: "unknown",
     408: "no-answer",
+    480: "deflection",  # deflection, immediate response
+    486: "user-busy",
+    487: "deflection",  # deflection during alerting
+    503: "unavailable",  # not reachable
+}
+
+# SIP status codes in an escaped Reason header (RFC 7044 §10.2: why a target failed).
+RESPONSE_REASONS: dict[int, str] = {
+    404: "unknown",
+    408: "no-answer",
     480: "unavailable",
     486: "user-busy",
-    487: "deflection",
+    487: "no-answer",  # the PBX cancelled the ringing extension after its ring timer
     503: "unavailable",
+    600: "user-busy",
 }
 
 
@@ -138,7 +149,7 @@ def _int_or_none(text: str | None) -> int | None:
 
 
 def parse_diversion(values: Iterable[str]) -> list[Diverted]:
-    """Parse Diversion header values (RFC 5806 §3), most recent diversion first."""
+    """Parse Diversion header values (RFC 5806), most recent diversion first."""
     found: list[Diverted] = []
     for value in values:
         for entry in split_header_values(value):
@@ -150,13 +161,13 @@ def parse_diversion(values: Iterable[str]) -> list[Diverted]:
 
 
 def _uri_cause(uri: str) -> int | None:
-    """RFC 4458 ``cause`` URI parameter of a History-Info targeted-to URI."""
+    """The RFC 4458 ``cause`` URI parameter of a History-Info targeted-to URI."""
     params = _params(uri.split("?", 1)[0].partition(";")[2])
     return _int_or_none(params.get("cause"))
 
 
 def _reason_cause(uri: str) -> int | None:
-    """``cause`` of an escaped Reason header in the URI (RFC 7044 §4.3.1)."""
+    """Status code of an escaped Reason header in the URI (RFC 7044 §10.2)."""
     headers = uri.partition("?")[2]
     for header in headers.split("&"):
         name, _, value = header.partition("=")
@@ -168,21 +179,26 @@ def _reason_cause(uri: str) -> int | None:
 def parse_history_info(values: Iterable[str]) -> list[Diverted]:
     """Parse History-Info values (RFC 7044 §4.1) into diversions, most recent first.
 
-    An entry whose targeted-to URI carries ``cause`` (RFC 4458 §2) was reached by
-    retargeting; the diverting party is its parent entry (RFC 7044 §10.3, by
-    ``index``), the one whose request failed. Without ``cause``, an escaped Reason
-    header in an entry's URI (RFC 7044 §4.3.1) says why that target was left.
+    An entry whose targeted-to URI carries ``cause`` (RFC 4458) was reached by
+    retargeting; the diverting party is its parent entry by ``index`` (RFC 7044
+    §10.3), the one whose request failed. Without ``cause``, an escaped Reason header
+    in an entry's URI (RFC 7044 §10.2) gives the response that made us leave it.
     """
     entries = [_name_addr(entry) for value in values for entry in split_header_values(value)]
     found: list[Diverted] = []
     for position, (uri, params) in enumerate(entries):
-        cause, party = _uri_cause(uri), None
+        cause = _uri_cause(uri)
         if cause is not None:
             party = _parent_user(entries, position, params.get("index"))
+            reason = CAUSE_REASONS.get(cause, "unknown")
         elif position + 1 < len(entries) and _uri_cause(entries[position + 1][0]) is None:
-            cause, party = _reason_cause(uri), _uri_user(uri)
-        if cause is not None:
-            found.append(Diverted(diverted_from=party, reason=CAUSE_REASONS.get(cause, "unknown")))
+            status = _reason_cause(uri)
+            if status is None:
+                continue
+            party, reason = _uri_user(uri), RESPONSE_REASONS.get(status, "unknown")
+        else:
+            continue
+        found.append(Diverted(diverted_from=party, reason=reason))
     found.reverse()
     return found
 

@@ -140,3 +140,16 @@ def test_switchboard_wins_over_diversion(classifier: Classifier) -> None:
 @given(st.text(max_size=80), st.text(max_size=80), st.text(max_size=30))
 def test_garbage_headers_never_raise(diversion: str, history: str, caller: str) -> None:
     Classifier(CONFIG).classify(caller=caller, diversion=[diversion], history_info=[history])
+
+
+def test_pbx_cancelling_a_ringing_extension_is_no_answer(classifier: Classifier) -> None:
+    header = "<sip:4321@pbx?Reason=SIP%3Bcause%3D487>;index=1, <sip:800264760@cc>;index=1.1"
+    verdict = classifier.classify(history_info=[header])
+    assert verdict is not None and verdict.reason == "no-answer"
+
+
+def test_deflection_cause_is_not_ricaduta_by_default(classifier: Classifier) -> None:
+    header = "<sip:4321@pbx>;index=1, <sip:800264760@cc;cause=480>;index=1.1"
+    [diverted] = parse_history_info([header])
+    assert diverted.reason == "deflection"
+    assert classifier.classify(history_info=[header]) is None
