@@ -63,7 +63,8 @@ class QueueConfig(_Model):
     `busy_delay`, `decline_delay` and `unreachable_delay` keep an operator who refused
     an offer out of the next offers for that long, without pausing them (FreeSWITCH's
     busy/reject delay times); a ring with no answer within `ring_timeout` pauses the
-    operator with reason "no answer" when `pause_on_no_answer` (Asterisk's autopause).
+    operator with reason "no answer" when `pause_on_no_answer` (Asterisk's autopause),
+    else (and always with `ring-all`) skips them for `no_answer_delay` (Asterisk's retry).
 
     Other fields: `wrapup`, the after-call work time (0: none; the operator may end it
     early with `*44`); `max_wait`, seconds in this queue before `on_overflow`; `max_len`,
@@ -82,6 +83,7 @@ class QueueConfig(_Model):
     strategy: str = DEFAULT_STRATEGY
     ring_timeout: Seconds = 15.0
     pause_on_no_answer: bool = True
+    no_answer_delay: Delay = 5.0
     busy_delay: Delay = 10.0
     decline_delay: Delay = 5.0
     unreachable_delay: Delay = 30.0

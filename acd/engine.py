@@ -25,7 +25,9 @@ Offer outcomes, as an Asterisk or FreeSWITCH user expects them:
 
 A decline does not pause: the operator chose to skip one call, which FreeSWITCH
 models as a reject delay, not a break. With `ring-all` nobody is paused on no answer
-either (that would pause the whole team); the call simply rings everyone again.
+either (that would pause the whole team): like every operator not paused on no
+answer (`pause_on_no_answer: false`), they are skipped for `no_answer_delay` seconds
+(Asterisk's `retry`), then the call rings them again.
 
 Late inputs from the network are absorbed: a 200 OK for an offer already cancelled
 (two operators racing in ring-all, or a caller who hung up) yields a `CancelOffer`
@@ -204,10 +206,14 @@ class AcdEngine(OperatorControls, EngineViews):
             return
         cfg = self._queue_cfg[call.queue]
         self._end_leg(call, op, failure, now=now)
-        op.cooldown_until = now + _refusal_delay(cfg, failure)
+        self._cool_down(op, _refusal_delay(cfg, failure), now=now)
+        self._dispatch(now=now)
+
+    def _cool_down(self, op: Operator, delay: float, *, now: float) -> None:
+        """Skip `op` for the next offers during `delay`, without changing its state."""
+        op.cooldown_until = now + delay
         self._refresh_free(op, now=now)
         self._timers.schedule((COOLDOWN, op.id), op.cooldown_until)
-        self._dispatch(now=now)
 
     def call_ended(self, call_id: str, *, now: float) -> None:
         """An answered call ended (either side hung up, or it was transferred away).
@@ -339,6 +345,8 @@ class AcdEngine(OperatorControls, EngineViews):
         then = OperatorInput.NO_ANSWER if pause else OperatorInput.OFFER_ENDED
         reason = NO_ANSWER_REASON if pause else None
         self._end_leg(call, op, OfferFailure.NO_ANSWER, now=now, then=then, pause_reason=reason)
+        if not pause:  # as Asterisk's `retry`: a pause before ringing them again
+            self._cool_down(op, self._queue_cfg[call.queue].no_answer_delay, now=now)
 
     def _on_max_wait(self, call_id: str, *, now: float) -> None:
         # A call ringing an operator is left alone: if that offer fails, the call

@@ -215,9 +215,11 @@ def test_ring_all_does_not_pause_on_no_answer() -> None:
     h.ready_all()
     h.engine.enqueue("c1", "q", now=0)
     h.drain()
-    items = h.advance(10)
-    assert {o.operator for o in h.of(OfferCall, items)} == {"op1", "op2"}  # rings again
+    items = h.advance(14.9)
     assert not [s for s in h.of(OperatorStateChanged, items) if s.new is OperatorState.PAUSED]
+    assert not h.of(OfferCall, items)  # a retry pause of `no_answer_delay` (5 s)...
+    items = h.advance(15)
+    assert {o.operator for o in h.of(OfferCall, items)} == {"op1", "op2"}  # ...then again
 
 
 # ------------------------------------------------------------------ operators' controls
