@@ -14,7 +14,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from routing.calendar import CalendarConfig
 
@@ -32,6 +39,13 @@ class ServiceConfigError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+def _digit_keys(value: object) -> object:
+    """YAML reads an unquoted ``1:`` as the integer 1; a digit key means the digit."""
+    if isinstance(value, dict):
+        return {str(k) if isinstance(k, int) and 0 <= k <= 9 else k: v for k, v in value.items()}
+    return value
 
 
 class _Node(BaseModel):
@@ -65,6 +79,8 @@ class MenuNode(_Node):
     invalid_prompts: Prompts = Field(default_factory=list)
     timeout_prompts: Prompts = Field(default_factory=list)
     barge_in: bool = True
+
+    _options_digits = field_validator("options", mode="before")(_digit_keys)
 
 
 class LanguageNode(_Node):
@@ -150,6 +166,8 @@ class LanguageConfig(BaseModel):
     default: Language = "it"
     available: list[Language] = Field(default_factory=lambda: ["it", "en"], min_length=1)
     switch: dict[Digit, Language] = Field(default_factory=lambda: {"9": "en"})
+
+    _switch_digits = field_validator("switch", mode="before")(_digit_keys)
 
 
 class ServiceConfig(BaseModel):

@@ -6,9 +6,10 @@ import copy
 from typing import Any
 
 import pytest
+import yaml
 
 from ivr.check import ConfigProblem, check_services
-from ivr.config import QueueNode, ServiceConfig, ServiceConfigError, load_services
+from ivr.config import MenuNode, QueueNode, ServiceConfig, ServiceConfigError, load_services
 from ivr.engine import IvrRun
 from ivr.events import EnqueueCall, IvrLeft
 from ivr.prompts import Catalogue
@@ -180,3 +181,21 @@ def test_shape_errors_name_their_key_path(example_document: dict[str, Any]) -> N
 
 def test_problem_renders_path_and_message() -> None:
     assert str(ConfigProblem(path="services.x.entry", message="boom")) == "services.x.entry: boom"
+
+
+def test_unquoted_digit_keys_mean_digits() -> None:
+    document = yaml.safe_load(
+        """
+services:
+  demo:
+    languages: {switch: {9: en}}
+    ivr:
+      start: {type: play, prompts: [welcome-uru], welcome: true, next: menu}
+      menu: {type: menu, prompts: [menu-x], options: {1: q, 0: q}, default: q}
+      q: {type: queue, queue: uru}
+"""
+    )
+    service = load_services(document)["demo"]
+    menu = service.ivr["menu"]
+    assert isinstance(menu, MenuNode) and set(menu.options) == {"1", "0"}
+    assert service.languages.switch == {"9": "en"}
