@@ -52,32 +52,43 @@ def parse_message(data: bytes) -> Message:
         data = data.lstrip(b"\r\n")
     head, rest = _split_head(data)
     text = head.decode("utf-8", "surrogateescape")
-    if "\n " in text or "\n\t" in text:
-        # §7.3.1: a line starting with whitespace continues the previous line.
-        text = _FOLD.sub(" ", text)
     start, newline, fields_text = text.partition("\n")
     defects: list[RemoteProtocolError] = []
-    headers = Headers(_split_fields(fields_text, defects) if newline else [])
-    body = _frame_body(headers, rest, defects)
-    if len(headers.fields) > MAX_HEADERS:
+    fields = _split_fields(fields_text, defects) if newline else []
+    if fields is None:
+        # §7.3.1: a line starting with whitespace continues the previous line. Rare,
+        # so it is found by the field split (a name-less line) rather than searched for.
+        start, _, fields_text = _FOLD.sub(" ", text).partition("\n")
+        defects.clear()
+        fields = _split_fields(fields_text, defects) or []
+    headers = Headers(fields)
+    body = _frame_body(fields, rest, defects)
+    if len(fields) > MAX_HEADERS:
         defects.append(RemoteProtocolError("too many header fields", status_hint=513))
     return _start_line(start.rstrip("\r"), headers, body, defects)
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
-    end = data.find(b"\n\r\n")
-    bare = data.find(b"\n\n", 0, None if end < 0 else end)
-    if bare >= 0:
-        return data[:bare], data[bare + 2 :]
+    """Split at the first empty line (§7): CRLF CRLF, or bare LFs from sloppy peers."""
+    end = data.find(b"\r\n\r\n")
     if end >= 0:
-        return data[:end], data[end + 3 :]
+        return data[:end], data[end + 4 :]
+    for separator in (b"\n\n", b"\n\r\n"):
+        end = data.find(separator)
+        if end >= 0:
+            return data[:end], data[end + len(separator) :]
     if not data:
         raise RemoteProtocolError("empty datagram", status_hint=None)
     return data.rstrip(b"\r\n"), b""
 
 
-def _split_fields(text: str, defects: list[RemoteProtocolError]) -> list[tuple[str, str, str]]:
-    """Split `name: value` lines; names seen before skip validation (the hot path)."""
+def _split_fields(
+    text: str, defects: list[RemoteProtocolError]
+) -> list[tuple[str, str, str]] | None:
+    """Split `name: value` lines; names seen before skip validation (the hot path).
+
+    None when a line starts with whitespace: the caller unfolds and splits again.
+    """
     fields: list[tuple[str, str, str]] = []
     known = _FIELD_NAMES
     for line in text.split("\n"):
@@ -85,6 +96,8 @@ def _split_fields(text: str, defects: list[RemoteProtocolError]) -> list[tuple[s
         key = known.get(name)
         value = value.strip(" \t\r")
         if key is None or not colon or "\r" in value:
+            if line[:1] in (" ", "\t"):
+                return None
             _add_new_field(line, fields, defects)
         else:
             fields.append((key, name, value))
@@ -113,12 +126,14 @@ _FIELD_NAMES: dict[str, str] = {name: canonical_name(name) for name in common_sp
 _FIELD_NAMES_LIMIT = 4096
 
 
-def _frame_body(headers: Headers, rest: bytes, defects: list[RemoteProtocolError]) -> bytes:
+def _frame_body(
+    fields: list[tuple[str, str, str]], rest: bytes, defects: list[RemoteProtocolError]
+) -> bytes:
     """Cut the body at Content-Length (§18.3); without one it runs to the datagram's end."""
-    values = [v for k, _, v in headers.fields if k == "content-length"]
+    values = [v for k, _, v in fields if k == "content-length"]
     if not values:
         return rest
-    if any(v != values[0] for v in values):
+    if len(values) > 1 and values.count(values[0]) != len(values):
         defects.append(RemoteProtocolError("conflicting Content-Length values"))
         return rest
     raw = values[0]

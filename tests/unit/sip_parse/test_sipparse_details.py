@@ -12,6 +12,8 @@ from sipparse_helpers import CORPUS
 from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.headers import (
     DEFAULT_EXPIRES,
+    Via,
+    _parse_via_slowly,
     parse_address,
     parse_cseq,
     parse_params,
@@ -496,3 +498,26 @@ def _outcome(parse: Callable[[str], Uri], text: str) -> Uri | None:
 def test_uri_fast_path_agrees_with_the_full_grammar(scheme: str, pieces: list[str]) -> None:
     text = scheme + "".join(pieces)
     assert _outcome(parse_uri, text) == _outcome(_parse_uri_slowly, text)
+
+
+_VIA_PIECES = st.sampled_from(
+    [
+        "SIP/2.0/UDP ", "SIP/2.0/udp ", "SIP / 2.0 / TCP ", "SIP/2.0/TLS", "host", "h-1.example",
+        "192.0.2.1", "[2001:db8::1]", ":", "5060", "99999", ";", "branch", "=", "z9hG4bK",
+        "rport", "received", "2001:db8::9", '"q"', " ", "-", ".", ",", "%", "A",
+    ]
+)  # fmt: skip
+
+
+def _via_outcome(parse: Callable[[str], Via], text: str) -> Via | None:
+    try:
+        return parse(text)
+    except RemoteProtocolError:
+        return None
+
+
+@settings(max_examples=500)
+@given(st.sampled_from(["SIP/2.0/UDP ", "SIP/2.0/TCP ", ""]), st.lists(_VIA_PIECES, max_size=10))
+def test_via_fast_path_agrees_with_the_full_grammar(head: str, pieces: list[str]) -> None:
+    text = head + "".join(pieces)
+    assert _via_outcome(parse_via, text) == _via_outcome(_parse_via_slowly, text)
