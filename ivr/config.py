@@ -182,6 +182,14 @@ class ServiceConfig(BaseModel):
     entry: NodeId = "start"
     ivr: dict[NodeId, Node] = Field(min_length=1)
 
+    @field_validator("numbers", mode="before")
+    @classmethod
+    def _quoted_numbers(cls, value: object) -> object:
+        # YAML 1.1 reads an unquoted 0461400133 as an octal integer: refuse to guess.
+        if isinstance(value, list) and any(isinstance(item, int) for item in value):
+            raise ValueError('write numbers as quoted strings, e.g. "800 228040"')
+        return value
+
 
 ServiceId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$")]
 

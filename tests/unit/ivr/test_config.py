@@ -199,3 +199,11 @@ services:
     menu = service.ivr["menu"]
     assert isinstance(menu, MenuNode) and set(menu.options) == {"1", "0"}
     assert service.languages.switch == {"9": "en"}
+
+
+def test_unquoted_numbers_are_refused() -> None:
+    document = yaml.safe_load(
+        "services: {demo: {numbers: [0461400133], ivr: {q: {type: queue, queue: uru}}}}"
+    )
+    with pytest.raises(ServiceConfigError, match=r"services\.demo\.numbers: .*quoted"):
+        load_services(document)
