@@ -150,9 +150,7 @@ class AcdEngine(OperatorControls, EngineViews):
         op = self._op(operator)
         call = self._calls.get(call_id)
         if call is None or operator not in call.offers:
-            late = call is not None and call.state is CallState.ON_CALL
-            reason = OfferFailure.ANSWERED_ELSEWHERE if late else OfferFailure.CALLER_GONE
-            self._emit_cancel(call_id, operator, reason)
+            self._emit_cancel(call_id, operator, _late_answer_reason(call))
             return
         self._take(call, op, now=now)
         self._answer_started(call, op.id, now=now)
@@ -380,6 +378,15 @@ class AcdEngine(OperatorControls, EngineViews):
             default=cfg.default_handle_time,
             wrapup=cfg.wrapup,
         )
+
+
+def _late_answer_reason(call: Call | None) -> OfferFailure:
+    """Why the leg of a late 200 OK is released (its offer was taken back before)."""
+    if call is None:
+        return OfferFailure.CALLER_GONE
+    if call.state is CallState.ON_CALL:
+        return OfferFailure.ANSWERED_ELSEWHERE
+    return OfferFailure.WITHDRAWN
 
 
 def _refusal(reason: OfferFailure | str) -> OfferFailure:

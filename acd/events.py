@@ -28,6 +28,7 @@ class OfferFailure(StrEnum):
     ANSWERED_ELSEWHERE = "answered-elsewhere"
     OPERATOR_LEFT = "operator-left"
     CALLBACK_REQUESTED = "callback-requested"
+    WITHDRAWN = "withdrawn"  # a late answer to an offer already taken back
 
 
 class Disposition(StrEnum):

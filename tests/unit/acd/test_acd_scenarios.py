@@ -270,3 +270,18 @@ def test_operator_hanging_up_before_the_citizen_answers_is_a_failed_callback() -
     assert [(f.call_id, f.final) for f in h.of(CallbackFailed, items)] == [("c1", True)]
     assert not h.of(CallAnswered, items)
     assert h.engine.operator_state("op1") is OperatorState.AVAILABLE
+
+
+def test_answer_crossing_the_ring_timeout_is_released_and_the_next_operator_keeps_the_call() -> (
+    None
+):
+    h = Harness(make_config(operators=2))
+    h.ready_all()
+    h.engine.enqueue("c1", "q", now=0)
+    h.drain()
+    h.advance(15)  # op1 timed out, c1 now rings op2
+    h.engine.offer_answered("c1", "op1", now=15.05)  # op1's 200 OK crossed our CANCEL
+    assert h.drain() == [CancelOffer(call_id="c1", operator="op1", reason=OfferFailure.WITHDRAWN)]
+    assert h.engine.offered_to("c1") == {"op2"}
+    h.engine.offer_answered("c1", "op2", now=16)
+    assert [a.operator for a in h.of(CallAnswered, h.drain())] == ["op2"]
