@@ -272,9 +272,7 @@ def test_operator_hanging_up_before_the_citizen_answers_is_a_failed_callback() -
     assert h.engine.operator_state("op1") is OperatorState.AVAILABLE
 
 
-def test_answer_crossing_the_ring_timeout_is_released_and_the_next_operator_keeps_the_call() -> (
-    None
-):
+def test_answer_crossing_the_ring_timeout_is_released() -> None:
     h = Harness(make_config(operators=2))
     h.ready_all()
     h.engine.enqueue("c1", "q", now=0)
