@@ -16,9 +16,15 @@ from collections import Counter
 
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
-from acd.config import OverflowKind, parse_acd_config
+from acd.config import AcdConfig, OverflowKind, parse_acd_config
 from acd.engine import AcdEngine
 from acd.errors import AcdError, InvalidOperatorActionError
 from acd.events import (
@@ -36,56 +42,79 @@ from acd.events import (
 )
 from acd.operator import OperatorState
 from acd.queue import CallState
+from acd.strategy import RING_ALL, STRATEGIES
 
-CONFIG = parse_acd_config(
-    {
-        "queues": [
-            {
-                "name": "qa",
-                "skill": "a",
-                "wrapup": 10,
-                "max_wait": 40,
-                "on_overflow": {"action": "queue", "target": "qc"},
-                "announce_interval": 30,
-                "callback_digit": "1",
-                "callback_retry_delay": 20,
-            },
-            {
-                "name": "qb",
-                "skill": "b",
-                "strategy": "ring-all",
-                "ring_timeout": 10,
-                "max_len": 3,
-                "on_no_operator": {"action": "voicemail", "target": "mb"},
-            },
-            {
-                "name": "qc",
-                "skill": "c",
-                "strategy": "skill-level",
-                "max_wait": 70,
-                "on_overflow": {"action": "message-and-hangup"},
-            },
-        ],
-        "operators": [
-            {"id": "op1", "skills": {"a": 5, "c": 2}},
-            {"id": "op2", "skills": {"a": 3, "b": 5}},
-            {"id": "op3", "skills": {"b": 4, "c": 9}},
-            {"id": "op4", "skills": {"a": 1, "b": 1, "c": 1}},
-        ],
-    }
-)
+STRATEGY_NAMES = sorted(STRATEGIES)
+
+
+def make_config(
+    qa: str = "longest-idle", qb: str = "ring-all", qc: str = "skill-level"
+) -> AcdConfig:
+    return parse_acd_config(
+        {
+            "queues": [
+                {
+                    "name": "qa",
+                    "skill": "a",
+                    "strategy": qa,
+                    "wrapup": 10,
+                    "max_wait": 40,
+                    "on_overflow": {"action": "queue", "target": "qc"},
+                    "announce_interval": 30,
+                    "callback_digit": "1",
+                    "callback_retry_delay": 20,
+                },
+                {
+                    "name": "qb",
+                    "skill": "b",
+                    "strategy": qb,
+                    "ring_timeout": 10,
+                    "max_len": 3,
+                    "on_no_operator": {"action": "voicemail", "target": "mb"},
+                },
+                {
+                    "name": "qc",
+                    "skill": "c",
+                    "strategy": qc,
+                    "max_wait": 70,
+                    "pause_on_no_answer": False,
+                    "on_overflow": {"action": "message-and-hangup"},
+                },
+            ],
+            "operators": [
+                {"id": "op1", "skills": {"a": 5, "c": 2}},
+                {"id": "op2", "skills": {"a": 3, "b": 5}},
+                {"id": "op3", "skills": {"b": 4, "c": 9}},
+                {"id": "op4", "skills": {"a": 1, "b": 1, "c": 1}},
+            ],
+        }
+    )
+
+
+CONFIG = make_config()
 OPS = [o.id for o in CONFIG.operators]
 RING_TIMEOUT = {q.name: q.ring_timeout for q in CONFIG.queues}
 MAX_WAIT = {q.name: q.max_wait for q in CONFIG.queues if q.max_wait is not None}
-RING_ALL = {q.name for q in CONFIG.queues if q.strategy == "ring-all"}
 ops = st.sampled_from(OPS)
 
 
 class AcdMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
+        self._start(CONFIG)
+
+    @initialize(
+        qa=st.sampled_from(STRATEGY_NAMES),
+        qb=st.sampled_from(STRATEGY_NAMES),
+        qc=st.sampled_from(STRATEGY_NAMES),
+    )
+    def choose_strategies(self, qa: str, qb: str, qc: str) -> None:
+        self._start(make_config(qa, qb, qc))
+
+    def _start(self, config: AcdConfig) -> None:
         self.now = 0.0
-        self.engine = AcdEngine(CONFIG, now=0.0)
+        self.engine = AcdEngine(config, now=0.0)
+        self.ring_all = {q.name for q in config.queues if q.strategy == RING_ALL}
         self.log: list[Output] = []
         self.created: list[str] = []
         self.offered_at: dict[tuple[str, str], float] = {}
@@ -273,7 +302,7 @@ class AcdMachine(RuleBasedStateMachine):
     def one_offer_per_call_unless_ring_all(self) -> None:
         for call_id in self.engine.call_ids():
             offered = self.engine.offered_to(call_id)
-            if self.engine.call_queue(call_id) not in RING_ALL:
+            if self.engine.call_queue(call_id) not in self.ring_all:
                 assert len(offered) <= 1, (call_id, offered)
 
     @invariant()
