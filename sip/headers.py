@@ -270,7 +270,26 @@ def parse_address(raw: str) -> Address:
     return Address(parse_uri(uri_text.rstrip(" \t")), None, params)
 
 
+_NAME_ADDR_FAST = re.compile(
+    rf'(?:"([^"\\]*)" ?)?<([^<> ]*)>((?:;[{_TOKEN_CHARS}]+(?:=[{_TOKEN_CHARS}:\[\]]+)?)*)'
+)
+"""The usual name-addr in one expression: no LWS, no escapes, no quoted values."""
+
+
 def _parse_name_addr(raw: str) -> Address:
+    fast = _NAME_ADDR_FAST.fullmatch(raw)
+    if fast is None:
+        return _parse_name_addr_slowly(raw)
+    display, uri_text, params_text = fast.groups()
+    params: dict[str, str | None] = {}
+    if params_text:
+        for item in params_text[1:].split(";"):
+            name, eq, value = item.partition("=")
+            params[name.lower()] = value if eq else None
+    return Address(parse_uri(uri_text), display, params)
+
+
+def _parse_name_addr_slowly(raw: str) -> Address:
     match = _NAME_ADDR.fullmatch(raw)
     if match is None:
         raise RemoteProtocolError(f"malformed name-addr {raw[:80]!r}")

@@ -212,8 +212,10 @@ def validate_request(request: Request) -> None:
     if request.version != SIP_VERSION:
         raise RemoteProtocolError(f"version {request.version[:20]} not supported", status_hint=505)
     _check_presence(request)
+    request.call_id  # noqa: B018 - parsed for validation
     _check_request_uri(request.uri)
-    request.vias  # noqa: B018 - parsed for validation
+    if not request.vias:
+        raise RemoteProtocolError("empty Via header")
     _check_addresses(request)
     request.max_forwards  # noqa: B018 - parsed for validation
     request.expires  # noqa: B018 - parsed for validation
@@ -225,11 +227,11 @@ def validate_request(request: Request) -> None:
 
 def _check_presence(request: Request) -> None:
     """§8.1.1: the mandatory fields, each once (RFC 4475 §3.3.1, §3.3.8)."""
-    headers = request.headers
+    names = [key for key, _, _ in request.headers.fields]
     for name in _MANDATORY:
-        if not headers.get(name):
+        # An empty value is refused too, when the field is parsed.
+        if name not in names:
             raise RemoteProtocolError(f"missing {name} header")
-    names = [key for key, _, _ in headers.fields]
     for name in _SINGLETONS:
         if names.count(name) > 1:
             raise RemoteProtocolError(f"more than one {name} header")
@@ -272,7 +274,8 @@ def validate_response(response: Response) -> None:
             if not response.headers.get(name):
                 raise RemoteProtocolError(f"response without {name}")
         response.cseq  # noqa: B018 - parsed for validation
-        response.vias  # noqa: B018 - parsed for validation
+        if not response.vias:
+            raise RemoteProtocolError("empty Via header")
         _check_addresses(response)
     except RemoteProtocolError as error:
         raise RemoteProtocolError(error.reason, status_hint=None) from error

@@ -12,7 +12,9 @@ from sipparse_helpers import CORPUS
 from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.headers import (
     DEFAULT_EXPIRES,
+    Address,
     Via,
+    _parse_name_addr_slowly,
     _parse_via_slowly,
     parse_address,
     parse_cseq,
@@ -521,3 +523,39 @@ def _via_outcome(parse: Callable[[str], Via], text: str) -> Via | None:
 def test_via_fast_path_agrees_with_the_full_grammar(head: str, pieces: list[str]) -> None:
     text = head + "".join(pieces)
     assert _via_outcome(parse_via, text) == _via_outcome(_parse_via_slowly, text)
+
+
+@pytest.mark.parametrize("index", range(len(BASIC)))
+def test_empty_or_missing_mandatory_fields_are_400(index: int) -> None:
+    name = BASIC[index].split(":")[0]
+    others = BASIC[:index] + BASIC[index + 1 :]
+    assert reason(request(*others))[0] == 400
+    assert reason(request(*others, f"{name}:"))[0] == 400
+    assert reason(request(*others, f"{name}:   "))[0] == 400
+
+
+_ADDRESS_PIECES = st.sampled_from(
+    [
+        '"', '"Mario Rossi"', '"a\\"b"', "Mario", " ", "<", ">", "sip:a@h", "sip:[::1]",
+        ";tag=1", ";", "=", "tag", "expires", '"q"', "%41", ",", "*", "lr", "?x=y",
+    ]
+)  # fmt: skip
+
+
+def _address_outcome(parse: Callable[[str], Address], text: str) -> Address | None:
+    try:
+        return parse(text)
+    except RemoteProtocolError:
+        return None
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from(['"A" <sip:a@h>', "<sip:b@h>", "<", ""]), st.lists(_ADDRESS_PIECES, max_size=8)
+)
+def test_name_addr_fast_path_agrees_with_the_full_grammar(head: str, pieces: list[str]) -> None:
+    text = head + "".join(pieces)
+    if "<" in text:
+        assert _address_outcome(parse_address, text) == _address_outcome(
+            _parse_name_addr_slowly, text
+        )
