@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal, Protocol
 
 from metrics.events import Disposition, EventKind, us_to_wall
+from metrics.kpi_types import (
+    CallCounted,
+    EngineOutput,
+    Fact,
+    InWindow,
+    IvrMeasured,
+    KpiConfig,
+)
 from metrics.tally import (
     ALL,
     Calendar,
@@ -26,34 +33,22 @@ from metrics.tally import (
     Outcome,
     PeriodKey,
     Tally,
-    UnknownPolicy,
     figures_from,
 )
 
+__all__ = [
+    "KPI_KINDS",
+    "CallCounted",
+    "EngineOutput",
+    "Fact",
+    "InWindow",
+    "IvrMeasured",
+    "KpiConfig",
+    "KpiEngine",
+]
+
 log = logging.getLogger(__name__)
 
-
-class Fact(Protocol):
-    """What the engine reads from an event: a `CallEvent` or an `EventFact`."""
-
-    @property
-    def kind(self) -> EventKind: ...
-    @property
-    def call_id(self) -> str | None: ...
-    @property
-    def wall_us(self) -> int: ...
-    @property
-    def mono(self) -> float: ...
-    @property
-    def service(self) -> str | None: ...
-    @property
-    def sub_service(self) -> str | None: ...
-    @property
-    def data(self) -> Mapping[str, str]: ...
-
-
-InWindow = Callable[[str, datetime], bool]
-"""`in_window(service, local_datetime)`: is the service open then (the calendar decides)."""
 
 Key = tuple[str, str, PeriodKey]
 # Facts that only make sense about a call already seen; they never open one.
@@ -71,43 +66,6 @@ _DISPOSITION_FIELD = {
     Disposition.ESCALATED: F.ESCALATED,
     Disposition.UNKNOWN: F.UNKNOWN,
 }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KpiConfig:
-    """The configurable interpretations (docs/kpi.md)."""
-
-    abandon_threshold: float = 10.0
-    abandon_reference: Literal["queued", "arrived"] = "queued"
-    unknown_disposition: UnknownPolicy = "count"
-    timezone: str = "Europe/Rome"
-    social_channel: str = "chat"
-    retention: float = 86_400.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CallCounted:
-    """A call's outcome became final (feeds `centralino_calls_total`)."""
-
-    service: str
-    sub_service: str | None
-    outcome: Outcome
-    channel: str
-    wait: float | None
-    at: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IvrMeasured:
-    """A call reached its first queue: seconds spent in welcome and IVR before it."""
-
-    service: str
-    channel: str
-    seconds: float
-    at: float
-
-
-EngineOutput = CallCounted | IvrMeasured
 
 
 @dataclass(slots=True, kw_only=True)
@@ -160,6 +118,36 @@ class KpiEngine:
         handler = _HANDLERS.get(event.kind)
         if handler is not None:
             handler(self, call, event)
+
+    def load(self, events: Iterable[Fact]) -> int:
+        """Feed past events (a restart's replay of the month) without emitting outputs."""
+        outputs, self._outputs = self._outputs, None
+        n = 0
+        try:
+            for n, event in enumerate(events, 1):  # noqa: B007 - n is the count
+                self.receive_event(event)
+        finally:
+            self._outputs = outputs
+        return n
+
+    def forget_before(self, day: date) -> None:
+        """Drop the counters of slots and days before `day` and of months before its month.
+
+        The engine keeps every period it has seen; a server running for years calls this
+        (say, daily) to bound memory.  The stored log still has everything.
+        """
+        month = f"{day:%Y-%m}"
+        first_slot = int(
+            datetime(day.year, day.month, day.day, tzinfo=self.calendar.tz).timestamp()
+        )
+        limits: dict[str, object] = {"slot": first_slot, "day": day, "month": month}
+        for key in [k for k in self._tallies if k[2][1] < limits[k[2][0]]]:  # type: ignore[operator]
+            del self._tallies[key]
+        for index in [k for k in self._slots if k[2] < month]:
+            del self._slots[index]
+        for epochs in self._slots.values():
+            epochs.difference_update([e for e in epochs if e < first_slot])
+        self.calendar.forget_before(first_slot)
 
     def next_event(self) -> EngineOutput | None:
         """The next output fact, if the engine was built with `outputs=True`."""

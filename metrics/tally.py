@@ -166,6 +166,12 @@ class Calendar:
             found = self._cache[quarter] = self.periods(us_to_wall(quarter * 900_000_000))
         return found
 
+    def forget_before(self, epoch: int) -> None:
+        """Drop cached periods of instants before `epoch` (seconds)."""
+        limit = epoch // 900
+        for quarter in [q for q in self._cache if q < limit]:
+            del self._cache[quarter]
+
     def periods(self, wall: datetime) -> tuple[PeriodKey, PeriodKey, PeriodKey]:
         """The slot (UTC epoch seconds of its start), local day and local month."""
         local = self.local(wall)

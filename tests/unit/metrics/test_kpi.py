@@ -257,3 +257,36 @@ def test_invalid_disposition_is_ignored() -> None:
 
 def _zero() -> dict[str, int]:
     return {o.value: 0 for o in Outcome}
+
+
+def test_load_replays_without_outputs_then_live_outputs_resume() -> None:
+    s = Script()
+    s.call("old", rome(2026, 11, 24, 9, 0), wait=5)
+    s.call("new", rome(2026, 11, 24, 9, 30), wait=7)
+    events = s.sorted()
+    engine = KpiEngine(in_window=office_hours, outputs=True)
+    assert engine.load(events[:4]) == 4  # arrived, queued, answered, ended of "old"
+    assert engine.next_event() is None
+    for event in events[4:]:
+        engine.receive_event(event)
+    outs = []
+    while (o := engine.next_event()) is not None:
+        outs.append(o)
+    assert [type(o).__name__ for o in outs] == ["IvrMeasured", "CallCounted"]
+    assert engine.figures("td", ("day", DAY)).taken == 2
+
+
+def test_forget_before_drops_old_periods_only() -> None:
+    s = Script()
+    s.call("oct", rome(2026, 10, 30, 9, 0), wait=5)
+    s.call("nov1", rome(2026, 11, 23, 9, 0), wait=6)
+    s.call("nov2", rome(2026, 11, 24, 9, 0), wait=7)
+    engine = run(s)
+    engine.forget_before(DAY)
+    assert engine.figures("td", ("month", "2026-10")).taken == 0
+    assert engine.slots("td", "2026-10") == []
+    assert engine.slots("td", "2026-11") == [datetime(2026, 11, 24, 9, 0, tzinfo=ROME)]
+    assert engine.figures("td", ("day", date(2026, 11, 23))).taken == 0
+    assert engine.figures("td", ("month", "2026-11")).taken == 2
+    assert engine.figures("td", ("day", DAY)).tm == pytest.approx(7.0)
+    assert engine.figures("td", ("slot", datetime(2026, 11, 24, 9, 0))).taken == 1
