@@ -11,8 +11,9 @@ Two steps, so that the endpoint can still answer a malformed request:
   fields the core relies on; a request's errors carry the status to answer with
   (400, 416, 501, 505, 513), a response's always carry None (§18.1.2: discard it).
 
-The hot path (framing, field split, start line) is a handful of C-level calls:
-one `find`, one `decode`, one `findall` over the whole header block.
+The hot path (framing, field split, start line) is kept to C-level string calls:
+one `find` for the empty line, one `decode`, one `split` and a `partition` per line,
+with field names validated once and cached; typed views are parsed on demand.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ MAX_HEADERS = 512
 
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 _FOLD = re.compile(r"[ \t]*\r?\n[ \t]+")
-_REQUEST_LINE = re.compile(rf"({_TOKEN}) +([^ ]+) +(SIP/[0-9]+\.[0-9]+) *")
-_STATUS_LINE = re.compile(r"(SIP/[0-9]+\.[0-9]+) ([1-6][0-9][0-9])(?: ([^\r\n]*))?")
+# §7.1: "The SIP-Version string is case-insensitive, but implementations MUST send
+# upper-case": accepted in any case, kept in upper case.
+_REQUEST_LINE = re.compile(rf"({_TOKEN}) +([^ ]+) +((?i:SIP)/[0-9]+\.[0-9]+) *")
+_STATUS_LINE = re.compile(r"((?i:SIP)/[0-9]+\.[0-9]+) ([1-6][0-9][0-9])(?: ([^\r\n]*))?")
 _TOKEN_ONLY = re.compile(_TOKEN)
 
 
@@ -149,11 +152,12 @@ def _frame_body(
 def _start_line(
     line: str, headers: Headers, body: bytes, defects: list[RemoteProtocolError]
 ) -> Message:
-    if line.startswith("SIP/"):
+    if line[:4].upper() == "SIP/":
         return _response(line, headers, body, defects)
     match = _REQUEST_LINE.fullmatch(line)
     if match is not None:
-        request = Request(match.group(1), match.group(2), headers, body, match.group(3))
+        method, uri, version = match.groups()
+        request = Request(method, uri, headers, body, version.upper())
     else:
         request = _broken_request(line, headers, body)
         defects.insert(0, RemoteProtocolError(f"malformed request line {line[:60]!r}"))
@@ -172,7 +176,7 @@ def _response(
         # §18.1.2 and §18.3: a malformed response is discarded, never answered.
         raise RemoteProtocolError(defects[0].reason, status_hint=None)
     version, status, reason = match.groups()
-    response = Response(int(status), "", headers, body, version)
+    response = Response(int(status), "", headers, body, version.upper())
     response.reason = reason or ""  # kept empty as received (RFC 4475 §3.1.1.13)
     return response
 

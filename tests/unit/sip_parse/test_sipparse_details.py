@@ -559,3 +559,14 @@ def test_name_addr_fast_path_agrees_with_the_full_grammar(head: str, pieces: lis
         assert _address_outcome(parse_address, text) == _address_outcome(
             _parse_name_addr_slowly, text
         )
+
+
+def test_sip_version_is_case_insensitive_and_sent_upper_case() -> None:
+    lower = request(*BASIC).replace(b"SIP/2.0\r\n", b"sip/2.0\r\n", 1)
+    message = parse_message(lower)
+    assert isinstance(message, Request)
+    validate_request(message)
+    assert message.to_bytes().startswith(b"OPTIONS sip:a@example.com SIP/2.0\r\n")
+    response = parse_message(b"Sip/2.0 200 OK\r\nCall-ID: x\r\n\r\n")
+    assert isinstance(response, Response)
+    assert response.version == "SIP/2.0"
