@@ -245,8 +245,12 @@ class Address:
 
 _STAR_URI = Uri("*")
 _QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+# An unquoted display name is tokens (§25.1); UTF-8 letters are tolerated in them
+# too, as some phones send `Niccolò <sip:...>` unquoted. Separators such as `,` still
+# make it malformed (RFC 4475 §3.1.2.15).
+_DISPLAY_WORD = rf"[{_TOKEN_CHARS}\u0080-\U0010ffff]+"
 _NAME_ADDR = re.compile(
-    rf'[ \t]*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN_RE}(?:[ \t]+{_TOKEN_RE})*))?'
+    rf'[ \t]*(?:"((?:[^"\\]|\\.)*)"|({_DISPLAY_WORD}(?:[ \t]+{_DISPLAY_WORD})*))?'
     rf"[ \t]*<([^<>]*)>({_PARAMS_RE})[ \t]*",
     re.S,
 )

@@ -318,6 +318,7 @@ def test_display_names() -> None:
     assert parse_address('"A \\"B\\"" <sip:a@h>').display_unescaped == 'A "B"'
     assert parse_address("  Mr  Watson <sip:a@h>;tag=x").display == "Mr  Watson"
     assert parse_address("<sip:a@h>").display is None
+    assert parse_address("Niccolò Rossi <sip:a@h>").display == "Niccolò Rossi"
     for bad in ('"open <sip:a@h>', "Bell, A <sip:a@h>", "< sip:a@h >", "<sip:a@h> junk"):
         with pytest.raises(RemoteProtocolError):
             parse_address(bad)
