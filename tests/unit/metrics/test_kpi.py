@@ -290,3 +290,26 @@ def test_forget_before_drops_old_periods_only() -> None:
     assert engine.figures("td", ("month", "2026-11")).taken == 2
     assert engine.figures("td", ("day", DAY)).tm == pytest.approx(7.0)
     assert engine.figures("td", ("slot", datetime(2026, 11, 24, 9, 0))).taken == 1
+
+
+def test_ended_while_waiting_is_a_hangup_and_answer_without_queue_counts_from_arrival() -> None:
+    s = Script()
+    t = rome(2026, 11, 24, 10, 0)
+    s.add(EventKind.ARRIVED, "gone", t, service="td")
+    s.add(EventKind.QUEUED, "gone", t + timedelta(seconds=2), service="td")
+    s.add(EventKind.ENDED, "gone", t + timedelta(seconds=40), service="td", data={"by": "caller"})
+    s.add(EventKind.ARRIVED, "direct", t, service="td")
+    s.add(EventKind.ANSWERED, "direct", t + timedelta(seconds=3), service="td", operator="o")
+    f = run(s).figures("td", ("day", DAY))
+    assert f.abandoned == 1
+    assert f.taken == 1 and f.tm == pytest.approx(3.0)
+
+
+def test_late_facts_never_open_a_call() -> None:
+    s = Script()
+    t = rome(2026, 11, 24, 20, 0)  # after hours: opening a call here would count it
+    s.add(EventKind.DISPOSITION, "x", t, service="td", data={"disposition": "resolved"})
+    s.add(EventKind.ENDED, "y", t, service="td")
+    s.add(EventKind.OPERATOR_STATE, None, t, operator="o", data={"state": "available"})
+    f = run(s).figures("td", ("day", DAY))
+    assert sum(f.counts.values()) == 0
