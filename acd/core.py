@@ -21,6 +21,7 @@ from acd.config import AcdConfig, OverflowAction, OverflowKind, QueueConfig
 from acd.errors import UnknownOperatorError
 from acd.estimator import HandleTimes
 from acd.events import (
+    CallAnswered,
     CallOffered,
     CallOverflowed,
     CallQueued,
@@ -277,6 +278,30 @@ class EngineCore:
             for call in self._queues[name].calls():
                 if call.state is CallState.WAITING and call.callback_number is None:
                     self._overflow(call, OverflowReason.NO_OPERATOR, cfg.on_no_operator, now=now)
+
+    # ------------------------------------------------------------------- answers
+
+    def _record_answer(self, call: Call, operator: str, *, now: float) -> None:
+        op = self._operators[operator]
+        op.calls_answered += 1
+        op.last_call_id = call.call_id
+        call.answered_at = now
+        self._remember_answered(call.call_id, Answered(queue=call.queue, operator=operator))
+        self._emit(
+            CallAnswered(
+                call_id=call.call_id,
+                queue=call.queue,
+                operator=operator,
+                entered_at=call.entered_at,
+                callback=call.callback_number is not None,
+                at=now,
+            )
+        )
+
+    def _remember_answered(self, call_id: str, record: Answered) -> None:
+        self._answered[call_id] = record
+        while len(self._answered) > ANSWERED_MEMORY:
+            self._answered.popitem(last=False)
 
     # ---------------------------------------------------------------------- dispatch
 

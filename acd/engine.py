@@ -30,28 +30,32 @@ answer (`pause_on_no_answer: false`), they are skipped for `no_answer_delay` sec
 (Asterisk's `retry`), then the call rings them again.
 
 Late inputs from the network are absorbed: a 200 OK for an offer already cancelled
-(two operators racing in ring-all, or a caller who hung up) yields a `CancelOffer`
-for that leg so routing releases it, and changes no state.
+(two operators racing in ring-all, a caller who hung up, an answer crossing the ring
+timeout) yields a `CancelOffer` for that leg so routing releases it, and changes no
+state; a hang-up or an end for a call already gone is ignored.
+
+Every call that enters ends exactly one way: answered then `CallEnded`,
+`CallAbandoned`, `CallOverflowed` out of the ACD (voicemail, message and hang-up; a
+move to another queue is not an end), or, for a callback, `CallbackFailed` with
+`final`. A callback is operator-first: the call is offered as usual with
+`callback_number` set, and once the operator answers `PlaceCallback` asks routing to
+dial the citizen; `callback_answered` or `callback_failed` reports how that went.
 """
 
 from __future__ import annotations
 
 import logging
 
+from acd.callback import CallbackInputs
 from acd.config import QueueConfig
-from acd.core import ANNOUNCE, COOLDOWN, MAX_WAIT, RETRY, RING, WRAPUP, Answered
+from acd.core import ANNOUNCE, COOLDOWN, MAX_WAIT, RING, WRAPUP
 from acd.errors import (
-    CallbackUnavailableError,
     DuplicateCallError,
     InvalidInputError,
-    UnknownCallError,
     UnknownQueueError,
 )
 from acd.events import (
     CallAbandoned,
-    CallAnswered,
-    CallbackFailed,
-    CallbackRequested,
     CallEnded,
     CancelOffer,
     OfferFailure,
@@ -63,14 +67,14 @@ from acd.events import (
 )
 from acd.operator import Operator, OperatorInput
 from acd.queue import Call, CallInput, CallState
-from acd.staff import NO_ANSWER_REASON, OperatorControls
+from acd.staff import NO_ANSWER_REASON
 from acd.view import EngineViews
 
 logger = logging.getLogger(__name__)
 _REFUSALS = (OfferFailure.BUSY, OfferFailure.DECLINE, OfferFailure.UNREACHABLE)
 
 
-class AcdEngine(OperatorControls, EngineViews):
+class AcdEngine(CallbackInputs, EngineViews):
     """Skill queues and operators; see the module docstring for the offer outcomes."""
 
     # ------------------------------------------------------------------ outputs
@@ -175,23 +179,6 @@ class AcdEngine(OperatorControls, EngineViews):
                 PlaceCallback(call_id=call.call_id, number=call.callback_number, operator=operator)
             )
 
-    def _record_answer(self, call: Call, operator: str, *, now: float) -> None:
-        op = self._operators[operator]
-        op.calls_answered += 1
-        op.last_call_id = call.call_id
-        call.answered_at = now
-        self._remember_answered(call.call_id, Answered(queue=call.queue, operator=operator))
-        self._emit(
-            CallAnswered(
-                call_id=call.call_id,
-                queue=call.queue,
-                operator=operator,
-                entered_at=call.entered_at,
-                callback=call.callback_number is not None,
-                at=now,
-            )
-        )
-
     def offer_rejected(
         self, call_id: str, operator: str, *, reason: OfferFailure | str, now: float
     ) -> None:
@@ -246,77 +233,6 @@ class AcdEngine(OperatorControls, EngineViews):
 
     def _emit_cancel(self, call_id: str, operator: str, reason: OfferFailure) -> None:
         self._emit(CancelOffer(call_id=call_id, operator=operator, reason=reason))
-
-    # ----------------------------------------------------------------- callback
-
-    def request_callback(self, call_id: str, *, number: str | None = None, now: float) -> None:
-        """The waiting caller pressed the callback digit: they keep their place and
-        hang up; when their turn comes an operator is offered the call, and on
-        answer `PlaceCallback` dials `number` (default: the caller's number)."""
-        call = self._calls.get(call_id)
-        if call is None or call.state is CallState.ON_CALL:
-            raise UnknownCallError(f"call {call_id!r} is not waiting in a queue")
-        if self._queue_cfg[call.queue].callback_digit is None:
-            raise CallbackUnavailableError(f"queue {call.queue!r} offers no callback")
-        target = number or call.callback_number or call.caller
-        if not target:
-            raise CallbackUnavailableError(f"call {call_id!r} has no number to call back")
-        if call.callback_number is None:
-            self._cancel_all_legs(call, OfferFailure.CALLBACK_REQUESTED, now=now)
-            if call.state is CallState.OFFERED:
-                call.move(CallInput.OFFER_ENDED)
-            self._disarm_waiting_timers(call_id)
-            self._emit(CallbackRequested(call_id=call_id, queue=call.queue, number=target, at=now))
-        call.callback_number = target
-        self._dispatch(now=now)
-
-    def callback_answered(self, call_id: str, *, now: float) -> None:
-        """The citizen answered the callback: operator and citizen are talking."""
-        call = self._callback_on_call(call_id)
-        if not call.callback_connected:
-            call.callback_connected = True
-            self._record_answer(call, call.operator or "", now=now)
-
-    def callback_failed(self, call_id: str, *, now: float) -> None:
-        """The citizen did not answer the callback. The operator is freed at once (no
-        wrap-up: there was no conversation); the call keeps its place for another
-        attempt after `callback_retry_delay`, up to `callback_attempts`."""
-        call = self._callback_on_call(call_id)
-        if call.callback_connected:
-            raise UnknownCallError(f"callback {call_id!r} is already connected")
-        op = self._operators[call.operator or ""]
-        op.call_id, call.operator = None, None
-        self._move(op, OperatorInput.CALL_ABORTED, now=now)
-        self._finish_work(op, now=now)
-        self._retry_callback(call, now=now)
-        self._dispatch(now=now)
-
-    def _retry_callback(self, call: Call, *, now: float) -> None:
-        cfg = self._queue_cfg[call.queue]
-        call.callback_attempts += 1
-        final = call.callback_attempts >= cfg.callback_attempts
-        self._emit(
-            CallbackFailed(
-                call_id=call.call_id,
-                queue=call.queue,
-                attempt=call.callback_attempts,
-                final=final,
-                at=now,
-            )
-        )
-        if final:
-            del self._calls[call.call_id]
-            return
-        call.move(CallInput.RETRY)
-        call.not_before = now + cfg.callback_retry_delay
-        self._queues[call.queue].add(call)  # back in its original place
-        self._timers.schedule((RETRY, call.call_id), call.not_before)
-
-    def _callback_on_call(self, call_id: str) -> Call:
-        call = self._calls.get(call_id)
-        if call is None or call.state is not CallState.ON_CALL or call.callback_number is None:
-            raise UnknownCallError(f"call {call_id!r} is not a callback being placed")
-        return call
 
     # ------------------------------------------------------------------- timers
 

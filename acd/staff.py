@@ -10,7 +10,7 @@ goes to the next operator, keeping its place.
 
 from __future__ import annotations
 
-from acd.core import ANSWERED_MEMORY, WRAPUP, Answered, EngineCore
+from acd.core import WRAPUP, Answered, EngineCore
 from acd.errors import InvalidInputError, InvalidOperatorActionError, UnknownCallError
 from acd.events import (
     CallDispositionSet,
@@ -161,11 +161,6 @@ class OperatorControls(EngineCore):
         if record is None:
             raise UnknownCallError(f"no answered call {call_id!r}")
         return record
-
-    def _remember_answered(self, call_id: str, record: Answered) -> None:
-        self._answered[call_id] = record
-        while len(self._answered) > ANSWERED_MEMORY:
-            self._answered.popitem(last=False)
 
     def _emit_disposition(self, call_id: str, record: Answered, *, now: float) -> None:
         self._emit(
