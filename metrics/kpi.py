@@ -100,6 +100,8 @@ class KpiEngine:
         self._outputs: deque[EngineOutput] | None = deque() if outputs else None
         self._retention_us = int(self.config.retention * 1_000_000)
         self._next_evict_us = 0
+        self._threshold_us = round(self.config.abandon_threshold * 1_000_000)
+        self._services: set[str] = set()
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -176,7 +178,7 @@ class KpiEngine:
 
     def services(self) -> list[str]:
         """Every service that has counted at least one call."""
-        return sorted({k[0] for k in self._tallies if k[0] != ALL})
+        return sorted(self._services)
 
     def sub_services(self, service: str) -> list[str]:
         """The sub-services (IVR choices) seen for `service`."""
@@ -232,8 +234,11 @@ class KpiEngine:
             outcome = Outcome.IVR_HANGUP
         else:
             queued = self.config.abandon_reference == "queued"
-            waited = event.mono - (call.queued_mono if queued else call.first_mono)
-            long_wait = waited > self.config.abandon_threshold
+            # Whole microseconds, so a 10.0 s wait is never 10.000000001 s after float math.
+            waited_us = round(
+                (event.mono - (call.queued_mono if queued else call.first_mono)) * 1e6
+            )
+            long_wait = waited_us > self._threshold_us
             outcome = Outcome.ABANDONED if long_wait else Outcome.SHORT_ABANDONED
         self._classify(call, outcome, at=event.mono)
 
@@ -308,6 +313,7 @@ class KpiEngine:
 
     def _keys(self, call: _Call, ref_us: int) -> tuple[Key, ...]:
         service = _name(call)
+        self._services.add(service)
         scopes = [(service, ALL), (ALL, ALL)]
         if call.sub_service:
             scopes.append((service, call.sub_service))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -39,6 +40,9 @@ def test_hangups_at_9_9_and_10_1_seconds_after_queue_entry() -> None:
 def test_exactly_ten_seconds_is_not_an_abandon() -> None:
     s = Script()
     s.call("edge", rome(2026, 11, 24, 9, 0), wait=10.0, answer=False)
+    # Monotonic readings whose float difference is 10.00000000000091, not 10.0.
+    queued, hung_up = s.events[1], s.events[2]
+    s.events[1:3] = [replace(queued, mono=8184.809515), replace(hung_up, mono=8194.809515)]
     f = run(s).figures("td", ("day", DAY))
     assert f.counts["short_abandoned"] == 1 and f.abandoned == 0
     assert f.p is None  # no Mi and no Ni: P is undefined, not 0
