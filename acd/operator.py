@@ -136,7 +136,10 @@ class Operator:
             if new is S.AVAILABLE and old is not S.OFFERED:
                 self.idle_since = now
         self.state = new
-        self.reason = reason if new is S.PAUSED else None
+        if new is not S.PAUSED:
+            self.reason = None
+        elif event in (I.PAUSE, I.NO_ANSWER):
+            self.reason = reason  # a repeated login or ready keeps the pause's reason
         return old, new
 
     def time_in_states(self, *, now: float) -> dict[OperatorState, float]:

@@ -142,6 +142,16 @@ def test_idle_time_survives_an_unanswered_offer() -> None:
     assert op.idle_since == 40
 
 
+def test_login_while_paused_keeps_the_pause_and_its_reason() -> None:
+    op = Operator(id="a", name="", skills={})
+    op.apply(OperatorInput.LOGIN, now=1)
+    op.apply(OperatorInput.PAUSE, now=2, reason="lunch")
+    assert op.apply(OperatorInput.LOGIN, now=3) == (OperatorState.PAUSED, OperatorState.PAUSED)
+    assert op.reason == "lunch"
+    op.apply(OperatorInput.PAUSE, now=4, reason="training")
+    assert op.reason == "training"
+
+
 @given(st.lists(st.sampled_from(list(OperatorInput)), max_size=30))
 def test_accounted_time_always_sums_to_the_elapsed_time(inputs: list[OperatorInput]) -> None:
     op = Operator(id="a", name="", skills={})
