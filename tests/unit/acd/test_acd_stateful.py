@@ -36,6 +36,7 @@ from acd.events import (
     CallOverflowed,
     CallQueued,
     Disposition,
+    OfferCall,
     OfferFailure,
     OperatorStateChanged,
     Output,
@@ -95,6 +96,8 @@ CONFIG = make_config()
 OPS = [o.id for o in CONFIG.operators]
 RING_TIMEOUT = {q.name: q.ring_timeout for q in CONFIG.queues}
 MAX_WAIT = {q.name: q.max_wait for q in CONFIG.queues if q.max_wait is not None}
+SKILL = {q.name: q.skill for q in CONFIG.queues}
+SKILLS = {o.id: set(o.skills) for o in CONFIG.operators}
 ops = st.sampled_from(OPS)
 
 
@@ -133,6 +136,8 @@ class AcdMachine(RuleBasedStateMachine):
                 self.callbacks.add(item.call_id)
             if isinstance(item, CallQueued):
                 self.joined_at[item.call_id] = item.at
+            if isinstance(item, OfferCall):
+                assert SKILL[item.queue] in SKILLS[item.operator], item
             if isinstance(item, CallOffered):
                 self.offered_at[(item.call_id, item.operator)] = item.at
                 self.offered_queue[(item.call_id, item.operator)] = item.queue
@@ -359,6 +364,12 @@ class AcdMachine(RuleBasedStateMachine):
                 last[item.operator] = item.new
         for op in OPS:
             assert self.engine.operator_state(op) is last[op]
+
+    @invariant()
+    def paused_operators_and_only_they_have_a_reason(self) -> None:
+        for op in OPS:
+            snap = self.engine.operator_snapshot(op, now=self.now)
+            assert (snap.reason is not None) == (snap.state is OperatorState.PAUSED), snap
 
     @invariant()
     def nobody_stays_offered_past_the_ring_timeout(self) -> None:
