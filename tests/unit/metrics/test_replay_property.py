@@ -8,7 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _metrics_helpers import Script, office_hours
+import pytest
+from _metrics_helpers import ROME, Script, office_hours
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +24,15 @@ SPAN = 10 * 86_400
 
 call_spec = st.fixed_dictionaries(
     {
-        "offset": st.integers(min_value=0, max_value=SPAN),
+        # Mostly around office hours (07:00-18:00 local), some at any time of day or night.
+        "offset": st.one_of(
+            st.builds(
+                lambda day, sec: day * 86_400 + sec,
+                st.integers(min_value=0, max_value=9),
+                st.integers(min_value=0, max_value=11 * 3600),
+            ),
+            st.integers(min_value=0, max_value=SPAN),
+        ),
         "service": st.sampled_from(["td", "uru"]),
         "sub": st.sampled_from([None, "cps", "mepat"]),
         "ivr": st.integers(min_value=0, max_value=600).map(lambda x: x / 10),
@@ -120,3 +129,53 @@ def assert_periods_are_sums_of_slots(engine: KpiEngine) -> None:
             assert engine.tally(service, ("month", month)) == whole
             for day, tally in days.items():
                 assert engine.tally(service, ("day", day)) == tally
+
+
+def expected_month(specs: list[dict[str, object]]) -> dict[tuple[str, str], dict[str, object]]:
+    """A batch oracle written from the call specs, not from the events (docs/kpi.md)."""
+    out: dict[tuple[str, str], dict[str, object]] = {}
+    for spec in specs:
+        arrive = START + timedelta(seconds=int(spec["offset"]))  # type: ignore[call-overload]
+        ivr, wait = float(spec["ivr"]), spec["wait"]  # type: ignore[arg-type]
+        chat = spec["channel"] == "chat"
+        ref = arrive if wait is None else arrive + timedelta(seconds=ivr)
+        month = f"{ref.astimezone(ROME):%Y-%m}"
+        if not office_hours("", arrive.astimezone(ROME)):
+            month = f"{arrive.astimezone(ROME):%Y-%m}"
+        acc = out.setdefault(
+            (str(spec["service"]), month),
+            {"waits": [], "social": [], "abandoned": 0, "short": 0, "q": [0, 0, 0], "other": 0},
+        )
+        if not office_hours("", arrive.astimezone(ROME)) or wait is None:
+            acc["other"] += 0 if chat else 1  # type: ignore[operator]
+        elif not spec["answer"]:
+            if not chat:
+                key = "abandoned" if float(wait) > 10 else "short"  # type: ignore[arg-type]
+                acc[key] += 1  # type: ignore[operator]
+        elif chat:
+            acc["social"].append(wait)  # type: ignore[attr-defined]
+        else:
+            acc["waits"].append(wait)  # type: ignore[attr-defined]
+            final = spec["disposition"] or ("escalated" if spec["referent"] else "unknown")
+            acc["q"][["resolved", "escalated", "unknown"].index(str(final))] += 1  # type: ignore[index]
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(specs=st.lists(call_spec, min_size=1, max_size=30))
+def test_live_figures_match_a_batch_oracle(specs: list[dict[str, object]]) -> None:
+    engine = KpiEngine(in_window=office_hours)
+    for event in build(specs):
+        engine.receive_event(event)
+    for (service, month), acc in expected_month(specs).items():
+        f = engine.figures(service, ("month", month))
+        waits, social = acc["waits"], acc["social"]
+        assert f.taken == len(waits)  # type: ignore[arg-type]
+        assert f.tm == (pytest.approx(sum(waits) / len(waits)) if waits else None)  # type: ignore[arg-type]
+        assert f.tm_social == (pytest.approx(sum(social) / len(social)) if social else None)  # type: ignore[arg-type]
+        assert (f.abandoned, f.counts["short_abandoned"]) == (acc["abandoned"], acc["short"])
+        assert (f.resolved, f.escalated, f.unknown) == tuple(acc["q"])  # type: ignore[arg-type]
+        others = f.counts["ivr_hangup"] + f.counts["after_hours"]
+        assert others == acc["other"]
+        mi, ni = acc["abandoned"], len(waits)  # type: ignore[arg-type]
+        assert f.p == (pytest.approx(100 * mi / (mi + ni)) if mi + ni else None)  # type: ignore[operator]
