@@ -66,10 +66,9 @@ class OperatorControls(EngineCore):
             return
         if op.state is OperatorState.OFFERED and op.call_id is not None:
             call = self._calls[op.call_id]
-            self._drop_leg(call, op, OfferFailure.OPERATOR_LEFT, now=now)
-            self._move(op, event, now=now, reason=reason)
-            if not call.offers:
-                self._back_to_waiting(call, now=now)
+            self._end_leg(
+                call, op, OfferFailure.OPERATOR_LEFT, now=now, then=event, pause_reason=reason
+            )
         else:
             self._timers.cancel((WRAPUP, op.id))
             self._move(op, event, now=now, reason=reason)
