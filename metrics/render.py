@@ -155,7 +155,7 @@ def render_xlsx(report: Report) -> bytes:
         ["service", "slot", "taken", "abandoned", "short_abandoned", "Tm s", "P %"]
     ]
     for s in report.services:
-        summary.append(_summary_row(s.service, "", s.figures, "PASS" if s.passed else "FAIL"))
+        summary.append(_summary_row(s.service, None, s.figures, "PASS" if s.passed else "FAIL"))
         summary += [_summary_row(s.service, k, v, "") for k, v in s.sub_services.items()]
         for r in s.profile:
             f = r.figures
@@ -165,7 +165,7 @@ def render_xlsx(report: Report) -> bytes:
     return workbook([("Summary", summary), ("Profile", profile)])
 
 
-def _summary_row(service: str, sub: str, f: Figures, result: str) -> list[Cell]:
+def _summary_row(service: str, sub: str | None, f: Figures, result: str) -> list[Cell]:
     row: list[Cell] = [service, sub, f.tm, f.p, f.q, f.tm_social, result]
     row += [f.counts[o.value] for o in Outcome]
     return row + [getattr(f, d) for d in DETAIL]

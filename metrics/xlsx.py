@@ -102,8 +102,10 @@ def _cell(row: int, col: int, value: Cell) -> str:
     ref = f"{column_letter(col)}{row}"
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
-    if isinstance(value, bool | int | float):
-        return f'<c r="{ref}"><v>{float(value)!r}</v></c>'
+    if isinstance(value, int):
+        return f'<c r="{ref}"><v>{int(value)}</v></c>'
+    if isinstance(value, float):
+        return f'<c r="{ref}"><v>{value!r}</v></c>'
     text = escape(_xml_safe(value))
     return f'<c r="{ref}" t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
 

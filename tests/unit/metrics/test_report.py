@@ -19,7 +19,7 @@ from metrics.render import RENDERERS, render_csv, render_json, render_table, ren
 from metrics.report import Report, Targets, build_report, report_from_store
 from metrics.store import EventStore
 from metrics.tally import KpiError
-from metrics.xlsx import column_letter
+from metrics.xlsx import column_letter, workbook
 
 NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
 
@@ -190,3 +190,18 @@ def test_renderers_registry() -> None:
 )
 def test_column_letters(index: int, letters: str) -> None:
     assert column_letter(index) == letters
+
+
+def test_xlsx_escapes_text_and_sheet_names() -> None:
+    blob = workbook([("a/b:c" * 10, [["x<y & z\x01", 3, 2.5, None, float("nan")]])])
+    archive = zipfile.ZipFile(io.BytesIO(blob))
+    book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+    (sheet,) = list(book.iter(f"{{{NS['m']}}}sheet"))
+    name = sheet.get("name") or ""
+    assert len(name) == 31 and "/" not in name and ":" not in name
+    cells = ElementTree.fromstring(archive.read("xl/worksheets/sheet1.xml"))
+    values = {c.get("r"): c for c in cells.iter(f"{{{NS['m']}}}c")}
+    assert values["A1"].findtext("m:is/m:t", namespaces=NS) == "x<y & z"
+    assert values["B1"].findtext("m:v", namespaces=NS) == "3"
+    assert values["C1"].findtext("m:v", namespaces=NS) == "2.5"
+    assert set(values) == {"A1", "B1", "C1"}
