@@ -109,7 +109,8 @@ class Switch:
 
     def metrics(self) -> bytes:
         """What /metrics answers: KPIs and SLA gauges, then the SIP counters."""
-        return self.events.render_metrics(self.loop.time()) + self.telemetry.render()
+        now = self.loop.time()
+        return self.events.render_metrics(now, self.core.b2bua.acd) + self.telemetry.render()
 
     async def drain(self, seconds: float) -> None:
         """Refuse new calls and wait (bounded) for the current ones to end."""

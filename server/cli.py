@@ -1,4 +1,4 @@
-"""The `centralino` command: serve, check-config."""
+"""The `centralino` command: serve, check-config, report."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from server.app import run
 from server.config import DEFAULT_CONFIG, ConfigError, HostPort, Settings, load_settings
 from server.logs import setup_logging
+from server.report_cli import add_parser, run_report
 
 EXIT_CONFIG = 2
 
@@ -17,7 +18,7 @@ EXIT_CONFIG = 2
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
-    handler = {"serve": _serve, "check-config": _check_config}[args.command]
+    handler = {"serve": _serve, "check-config": _check_config, "report": run_report}[args.command]
     return handler(args)
 
 
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("path", type=Path, nargs="?", default=DEFAULT_CONFIG)
+    add_parser(commands)
     return parser
 
 

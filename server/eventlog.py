@@ -14,10 +14,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from acd.engine import AcdEngine
 from metrics.events import CallEvent, EventKind
-from metrics.kpi import KpiEngine
+from metrics.kpi import KPI_KINDS, KpiEngine
 from metrics.prometheus import Exporter
+from metrics.report import LEAD_IN
 from metrics.store import EventStore, StoreError
+from metrics.tally import month_bounds
 from routing.calendar import Calendar, Open
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,14 @@ class EventLog:
         self._wall0 = datetime.now(UTC)
         self._mono0 = mono0
         self._flusher: asyncio.Task[None] | None = None
+        self._restore()
+
+    def _restore(self) -> None:
+        """Replay this month's stored facts, so `today` and `month` survive a restart."""
+        month = f"{self.kpi.local_day(self._wall0):%Y-%m}"
+        start, _ = month_bounds(month, self.kpi.calendar.tz)
+        loaded = self.kpi.load(self.store.replay_facts(start - LEAD_IN, self._wall0, KPI_KINDS))
+        log.info("event log restored", extra={"events": loaded})
 
     def wall(self, at: float) -> datetime:
         """The UTC instant of monotonic time `at`."""
@@ -99,9 +110,17 @@ class EventLog:
         except StoreError as exc:
             log.error("event log write failed, will retry: %s", exc)
 
-    def render_metrics(self, now: float) -> bytes:
-        """The Prometheus exposition with the SLA gauges brought up to date."""
+    def render_metrics(self, now: float, acd: AcdEngine) -> bytes:
+        """The Prometheus exposition with the SLA, queue and operator gauges up to date."""
         self.exporter.update_sla(self.kpi, today=self.kpi.local_day(self.wall(now)))
+        for queue in acd.queue_names():
+            snap = acd.queue_snapshot(queue, now=now)
+            self.exporter.set_queue(queue, waiting=snap.waiting, longest_wait=snap.longest_wait)
+        states: dict[str, int] = {}
+        for operator in acd.operator_ids():
+            state = str(acd.operator_state(operator))
+            states[state] = states.get(state, 0) + 1
+        self.exporter.set_operators(states)
         return self.exporter.render()
 
     async def close(self) -> None:
