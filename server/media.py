@@ -39,6 +39,7 @@ __all__ = ["MediaPortsExhaustedError", "MediaRuntime"]
 
 log = logging.getLogger(__name__)
 
+_LATE = 0.005  # a tick this late shows as jitter at the far end
 _TIMEOUT_SCAN = 1.0  # seconds between media-timeout scans (finer for short timeouts)
 
 
@@ -79,6 +80,8 @@ class MediaRuntime:
         self._in_tick = False
         self._origin = 0.0
         self._tick_index = 0
+        self._late_max = 0.0  # the latest tick since the last stats(), in seconds
+        self._late_ticks = 0  # ticks more than 5 ms behind their instant
 
     # --- MediaPlane commands -------------------------------------------------------------
 
@@ -200,7 +203,9 @@ class MediaRuntime:
         await self._recordings.wait()
 
     def stats(self) -> dict[str, int]:
+        """Counters for telemetry; the tick lateness maximum restarts at each call."""
         legs = self._legs.values()
+        late_max, self._late_max = self._late_max, 0.0
         return {
             "legs": len(self._legs),
             "playing": len(self._playing),
@@ -209,6 +214,8 @@ class MediaRuntime:
             "free_port_pairs": self._pool.available,
             "send_errors": sum(leg.send_errors for leg in legs),
             "rtcp_packets": sum(leg.rtcp_packets for leg in legs),
+            "late_ticks": self._late_ticks,
+            "late_max_us": round(1e6 * late_max),
         }
 
     # --- LegOwner ------------------------------------------------------------------------
@@ -293,6 +300,10 @@ class MediaRuntime:
         # libuv timers have millisecond resolution: a tick may run a hair early, and must
         # still send the frames due at its own instant.
         now = max(self._loop.time(), due)
+        late = now - due
+        if late > _LATE:
+            self._late_ticks += 1
+            self._late_max = max(self._late_max, late)
         self._in_tick = True
         try:
             self._run_players(now)

@@ -137,16 +137,15 @@ class Leg:
     # --- receive path ------------------------------------------------------------------
 
     def on_rtp_readable(self) -> None:
-        recvfrom = self.sock.recvfrom
-        for _ in range(_BATCH):
-            try:
-                data, addr = recvfrom(_MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # closed under us by an event handler, or ICMP errors
-                log.debug("leg %s: RTP receive failed: %s", self.name, exc)
-                return
-            self.on_rtp(data, addr[:2] if self.v6 else addr)
+        # One datagram per readiness callback: a leg gets a packet every 20 ms, so a loop
+        # until EAGAIN would pay a failing syscall and an exception for almost every
+        # packet; the level-triggered poller calls again at once if more are queued.
+        try:
+            data, addr = self.sock.recvfrom(_MAX_DATAGRAM)
+        except OSError as exc:  # EAGAIN after a spurious wake-up, or closed under us
+            log.debug("leg %s: RTP receive failed: %s", self.name, exc)
+            return
+        self.on_rtp(data, addr[:2] if self.v6 else addr)
 
     def on_rtp(self, data: bytes, addr: Addr) -> None:
         """One datagram on the RTP port: validate, latch, then relay or listen."""
