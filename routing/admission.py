@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from routing.dialplan import DialPlan
+from routing.diversion import Classifier, Redirection
 from sip.message import Request
 
 SDP = "application/sdp"
@@ -25,14 +26,21 @@ class Refused:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Admitted:
-    """The call goes on to `service`."""
+    """The call goes on to `service` (straight to `redirection.queue` when set)."""
 
     service: str
     dialed: str
+    redirection: Redirection | None = None
 
 
-def admit_invite(request: Request, dialplan: DialPlan) -> Admitted | Refused:
-    """Decide what happens to a new INVITE from a trunk."""
+def admit_invite(
+    request: Request, dialplan: DialPlan, classifier: Classifier | None = None
+) -> Admitted | Refused:
+    """Decide what happens to a new INVITE from a trunk.
+
+    Switchboard and "ricaduta" calls (diverted from Agenzia's extensions unanswered,
+    RFC 5806 Diversion or RFC 7044 History-Info) go to Agenzia whatever was dialed.
+    """
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if request.body and content_type != SDP:
         # §21.4.13: 415 lists what we accept.
@@ -42,10 +50,23 @@ def admit_invite(request: Request, dialplan: DialPlan) -> Admitted | Refused:
         warning = '399 centralino "answers carry application/sdp"'
         return Refused(status=406, headers=(("Warning", warning),))
     dialed = _dialed(request.uri)
+    redirection = _redirection(request, classifier)
+    if redirection is not None:
+        return Admitted(service=redirection.service, dialed=dialed, redirection=redirection)
     service = dialplan.lookup(dialed) if dialed else None
     if service is None:
         return Refused(status=404)
     return Admitted(service=service, dialed=dialed)
+
+
+def _redirection(request: Request, classifier: Classifier | None) -> Redirection | None:
+    if classifier is None:
+        return None
+    return classifier.classify(
+        caller=request.from_.uri.user,
+        diversion=request.headers.get_all("diversion"),
+        history_info=request.headers.get_all("history-info"),
+    )
 
 
 def _accepts_sdp(accept: list[str]) -> bool:
