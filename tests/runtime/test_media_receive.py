@@ -10,7 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from media_runtime_helpers import HOST, Harness, Peer, dual_tone, fields, frames, port_range, rtp
+from media_runtime_helpers import (
+    HOST,
+    Events,
+    Harness,
+    Peer,
+    dual_tone,
+    fields,
+    frames,
+    port_range,
+    rtp,
+)
 
 from media import g711
 from media.pcap import read_udp_file
@@ -227,3 +237,32 @@ async def test_no_media_timeout_while_the_peer_holds(
     runtime.configure_leg("held", ulaw_to(None))  # resumed: a full period again
     await harness.events.wait_for(bool, timeout=2.0)
     assert harness.events.of(MediaTimedOut)[0].leg == "held"
+
+
+async def test_an_ipv6_leg_sends_receives_and_latches(tmp_path: Path, prompts_dir: Path) -> None:
+    loop = asyncio.get_running_loop()
+    events = Events()
+    low, high = port_range()
+    runtime = MediaRuntime(
+        loop, host="::1", port_min=low, port_max=high, prompts_dir=prompts_dir,
+        data_dir=tmp_path, media_timeout=30.0, g729=None, on_event=events,
+    )  # fmt: skip
+    _, sdp_peer = await loop.create_datagram_endpoint(Peer, local_addr=("::1", 0))
+    _, real = await loop.create_datagram_endpoint(Peer, local_addr=("::1", 0))
+    try:
+        addr = runtime.open_leg("v6")
+        assert addr[0] == "::1" and addr[1] % 2 == 0
+        runtime.configure_leg("v6", ulaw_to(sdp_peer.addr))
+        runtime.play("v6", ["tone"], language="it", play_id=1, loop=True)
+        await sdp_peer.wait_count(2)
+        for seq, packet in enumerate(plan_digit("#", duration_ms=60, timestamp=0)):
+            real.send(
+                rtp(101, seq, packet.timestamp, 0x6, packet.payload, marker=packet.marker), addr
+            )
+        await real.wait_count(2)
+        await events.wait_for(bool)
+        assert [d.digit for d in events.of(DigitDetected)] == ["#"]
+    finally:
+        runtime.close()
+        sdp_peer.close()
+        real.close()
