@@ -15,6 +15,7 @@ import uvloop
 from media.g729 import load_g729
 from routing.calendar import Calendar
 from routing.media_plane import MediaEvent
+from server.api_runtime import ApiRuntime
 from server.config import Settings
 from server.core import Core
 from server.eventlog import EventLog
@@ -65,6 +66,7 @@ class Switch:
         self.driver = Driver(self.core, loop)
         self.http: uvicorn.Server | None = None
         self.stopping = False
+        self.api = ApiRuntime.for_switch(self)
 
     def _media_event(self, event: MediaEvent) -> None:
         self.core.media_event(event, now=self.loop.time())
@@ -78,7 +80,8 @@ class Switch:
             lambda: self.driver, local_addr=(listen.host, listen.port), family=family
         )
         self.events.start()
-        app = create_app(self.health, self.metrics)
+        await self.api.start()
+        app = create_app(self.api)
         http = self.settings.http.listen
         config = uvicorn.Config(
             app,
@@ -125,6 +128,7 @@ class Switch:
         """Close the sockets, the HTTP server and the event log."""
         self.driver.close()
         self.media.close()
+        await self.api.stop()
         await self.events.close()
         if self.http is not None:
             self.http.should_exit = True

@@ -1,25 +1,39 @@
-"""The HTTP API: health, Prometheus metrics, and the operators' and services' API."""
+"""The HTTP API: health, Prometheus metrics, and the operators' and services' API.
+
+Every handler is `async def`, so it runs on the event loop that also drives SIP, media
+and the ACD: an operator's control changes the engine with no lock and no thread hop.
+docs/api.md documents each endpoint.
+"""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from server.api_forms import forms_router
+from server.api_notices import notices_router
+from server.api_operators import operators_router
+from server.api_services import services_router
+from server.api_types import SwitchApi
 
-def create_app(health: Callable[[], dict[str, Any]], metrics: Callable[[], bytes]) -> FastAPI:
-    """Build the FastAPI application around the running switch's callables."""
+__all__ = ["create_app"]
+
+
+def create_app(switch: SwitchApi) -> FastAPI:
+    """Build the FastAPI application around the running switch."""
     app = FastAPI(title="Centralino", version="0.1.0")
 
     @app.get("/healthz")
-    def healthz() -> JSONResponse:
-        state = health()
+    async def healthz() -> JSONResponse:
+        state = switch.health()
         return JSONResponse(state, status_code=200 if state.get("status") == "ok" else 503)
 
     @app.get("/metrics")
-    def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(metrics(), media_type="text/plain; version=0.0.4")
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(switch.metrics(), media_type="text/plain; version=0.0.4")
 
+    app.include_router(operators_router(switch))
+    app.include_router(services_router(switch))
+    app.include_router(notices_router(switch))
+    app.include_router(forms_router(switch))
     return app
