@@ -5,7 +5,9 @@ Every wait is bounded and every process started here is ended by PID.
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import shutil
 import signal
 import socket
@@ -13,11 +15,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "sipp-scenarios"
@@ -137,3 +141,186 @@ def run_sipp(
         proc.kill()
         out, _ = proc.communicate(timeout=5)
     return subprocess.CompletedProcess(cmd, int(proc.returncode), out, b"")
+
+
+# -- a raw SIP/UDP peer ------------------------------------------------------------------
+
+TRACEBACK = re.compile(r"Traceback \(most recent call last\)|Exception in callback")
+_LWS = rb"[ \t\r\n]*"
+_TOP_VIA_SENT_BY = re.compile(
+    rb"^(?:via|v)"
+    + _LWS
+    + rb":"
+    + _LWS
+    + rb"SIP"
+    + _LWS
+    + rb"/"
+    + _LWS
+    + rb"[^ \t/]+"
+    + _LWS
+    + rb"/"
+    + _LWS
+    + rb"[A-Za-z]+"
+    + _LWS
+    + rb"[^;, \t\r\n]+",
+    re.IGNORECASE | re.MULTILINE,
+)
+_counter = itertools.count(1)
+
+
+def with_rport(data: bytes) -> bytes:
+    """Add `;rport` (RFC 3581) to the top Via so that the answer comes back to the
+    sending socket, not to the sent-by port of a host in the message; nothing else
+    of the message changes. Messages with no recognisable Via are left alone."""
+    sent_by = _TOP_VIA_SENT_BY.search(data)
+    if sent_by is None or b"rport" in data[sent_by.end() :].split(b"\r\n", 1)[0]:
+        return data
+    return data[: sent_by.end()] + b";rport" + data[sent_by.end() :]
+
+
+@dataclass
+class SipResponse:
+    """A response as read off the wire (enough of it for assertions)."""
+
+    raw: bytes
+    status: int
+    reason: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> SipResponse | None:
+        head = raw.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace").split("\r\n")
+        parts = head[0].split(" ", 2)
+        if len(parts) < 2 or parts[0] != "SIP/2.0" or not parts[1].isdigit():
+            return None
+        headers = [tuple(x.strip() for x in line.split(":", 1)) for line in head[1:] if ":" in line]
+        reason = parts[2] if len(parts) > 2 else ""
+        return cls(raw, int(parts[1]), reason, [(k, v) for k, v in headers])
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header (long names only: the switch writes those)."""
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+    @property
+    def call_id(self) -> str | None:
+        return self.header("Call-ID")
+
+
+class SipPeer:
+    """A UDP socket speaking raw SIP to the switch, from a chosen loopback address."""
+
+    def __init__(self, target: tuple[str, int], source: str = "127.0.0.1") -> None:
+        self.target = target
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((source, 0))
+        self.host, self.port = self.sock.getsockname()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> SipPeer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendto(data, self.target)
+
+    def receive(self, timeout: float) -> list[SipResponse]:
+        """Every response arriving within `timeout` seconds of quiet."""
+        got: list[SipResponse] = []
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65535)
+            except TimeoutError:
+                break
+            response = SipResponse.parse(data)
+            if response is not None:
+                got.append(response)
+        return got
+
+    def request(
+        self,
+        method: str,
+        uri: str,
+        *extra: str,
+        body: str = "",
+        call_id: str | None = None,
+        cseq_method: str | None = None,
+    ) -> tuple[str, bytes]:
+        """A well-formed request from this peer; returns (Call-ID, bytes)."""
+        n = next(_counter)
+        call_id = call_id or f"e2e-{os.getpid()}-{n}@{self.host}"
+        lines = [
+            f"{method} {uri} SIP/2.0",
+            f"Via: SIP/2.0/UDP {self.host}:{self.port};branch=z9hG4bK-e2e-{os.getpid()}-{n};rport",
+            "Max-Forwards: 70",
+            f"From: <sip:tester@{self.host}:{self.port}>;tag=e2e{n}",
+            f"To: <{uri}>",
+            f"Call-ID: {call_id}",
+            f"CSeq: {n} {cseq_method or method}",
+            f"Contact: <sip:tester@{self.host}:{self.port}>",
+            *extra,
+            f"Content-Length: {len(body.encode())}",
+            "",
+            body,
+        ]
+        return call_id, "\r\n".join(lines).encode()
+
+    def options(self, timeout: float = 2.0) -> SipResponse | None:
+        """Send one OPTIONS and return its final response (None if none came)."""
+        uri = f"sip:{self.target[0]}:{self.target[1]}"
+        call_id, data = self.request("OPTIONS", uri, "Accept: application/sdp")
+        self.send(data)
+        return self.final_for(call_id, timeout)
+
+    def final_for(self, call_id: str, timeout: float) -> SipResponse | None:
+        """The first final response carrying `call_id`, waiting at most `timeout`."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            for response in self.receive(min(left, 0.2)):
+                if response.call_id == call_id and response.status >= 200:
+                    return response
+        return None
+
+    def exchange(self, data: bytes, settle: float = 0.1) -> tuple[list[SipResponse], bool]:
+        """Send `data`, then an OPTIONS as a barrier: the switch handles datagrams in
+        order, so once the OPTIONS is answered every answer to `data` has been sent.
+        Returns the other responses and whether the OPTIONS got its 200."""
+        self.send(data)
+        uri = f"sip:{self.target[0]}:{self.target[1]}"
+        call_id, ping = self.request("OPTIONS", uri)
+        self.send(ping)
+        got: list[SipResponse] = []
+        pinged = False
+        deadline = time.monotonic() + 3.0
+        while not pinged and time.monotonic() < deadline:
+            for response in self.receive(0.2):
+                if response.call_id == call_id:
+                    pinged = pinged or response.status == 200
+                else:
+                    got.append(response)
+        got += [r for r in self.receive(settle) if r.call_id != call_id]
+        return got, pinged
+
+
+# -- configuration copies -----------------------------------------------------------------
+
+BUNDLED_CONFIG = ROOT / "config" / "trentino.yaml"
+
+
+def write_config(
+    tmp: Path, edit: Callable[[dict[str, Any]], None] | None = None, name: str = "test.yaml"
+) -> Path:
+    """A copy of the bundled configuration in `tmp`, changed by `edit`. The prompt
+    folder is made absolute: it is relative to the file's folder otherwise."""
+    data = yaml.safe_load(BUNDLED_CONFIG.read_text(encoding="utf-8"))
+    data["prompts_dir"] = str(BUNDLED_CONFIG.parent / data.get("prompts_dir", "prompts"))
+    if edit is not None:
+        edit(data)
+    path = tmp / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
