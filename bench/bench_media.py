@@ -1,7 +1,7 @@
 """Media runtime capacity over real loopback sockets: prompt streams, bridged calls, G.729.
 
 Run: /work/venv/bin/python bench/bench_media.py [--plays 250,500,1000]
-     [--bridges 100,250,500] [--g729 20] [--seconds 3]
+     [--bridges 100,250,500] [--g729 20] [--seconds 3] [--drift 600]
 
 Two processes, as in production: the runtime (server.media.MediaRuntime on uvloop) in a
 child process, and a load generator in this one, whose peers are plain UDP sockets paced
@@ -16,6 +16,8 @@ by their own absolute 20 ms schedule.
   The reference is the same generator with the pairs talking directly (no runtime), so
   the runtime's added delay and jitter can be read against it.
 - G.729: N calls bridged PCMU <-> G.729 (both directions transcoded), runtime CPU per call.
+- Drift (--drift S): one looping prompt for S seconds; the packets counted in that span
+  must be S / 20 ms + 1, give or take one (30,001 in 600 s), whatever the tick's jitter.
 
 CPU is each process's own CPU time (DESIGN.md: top and vmstat under-count here). The
 machine has 2 cores shared with other work; the generator's own CPU is shown because a
@@ -333,7 +335,28 @@ class Row:
         )
 
 
+async def bench_drift(runtime: Runtime, seconds: float) -> str:
+    """One looping stream for `seconds`: packets in that span, and the schedule's drift."""
+    peers = Peers(1)
+    peers.measuring = True
+    await runtime.call("setup", ("play", peers.addrs, "PCMU"))
+    await asyncio.sleep(seconds + 0.5)
+    await runtime.call("teardown")
+    peers.close()
+    # offsets[k] is packet k+1's arrival minus (first arrival + (k+1) * 20 ms).
+    offsets = peers.offsets[0]
+    count = 1 + sum(1 for k, o in enumerate(offsets) if o + (k + 1) * FRAME <= seconds + FRAME / 2)
+    expected = round(seconds / FRAME) + 1
+    drift = offsets[-1] if offsets else float("nan")
+    return (
+        f"drift: {count:,} packets in {seconds:g} s (schedule: {expected:,}), last packet"
+        f" {1000 * drift:+.2f} ms off its instant, p99 jitter {1000 * _jitter([offsets]):.2f} ms"
+    )
+
+
 async def main_async(runtime: Runtime, args: argparse.Namespace) -> None:
+    if args.drift:
+        print(await bench_drift(runtime, args.drift), flush=True)
     print(f"{'scenario':<30} {'loss':>9} {'':<4} {'delay ms':>8} {'p99 jit ms':>10}"
           f" {'runtime CPU':>11} {'generator CPU':>13}  late ticks > 5 ms")  # fmt: skip
     for streams in args.plays:
@@ -371,6 +394,7 @@ def main() -> None:
     parser.add_argument("--bridges", type=_sizes, default=_sizes("100,250,500"))
     parser.add_argument("--g729", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--drift", type=float, default=0.0, help="seconds of one stream (600)")
     args = parser.parse_args()
     g711.PCMU.encode(bytes(320))  # import-time work outside the measurements
     runtime = Runtime()  # forked before any event loop exists in this process

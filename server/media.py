@@ -358,6 +358,8 @@ class MediaRuntime:
     def _scan_timeouts(self, now: float) -> None:
         """RFC 3550 §6.3.5 in spirit: a source silent for too long has left."""
         for leg in list(self._legs.values()):
+            if self._legs.get(leg.name) is not leg:
+                continue  # closed by call control while it handled an earlier fact
             timeout = leg.timeout
             deadline = None if timeout is None else timeout.get_timer()
             if timeout is None or deadline is None or now < deadline:
