@@ -40,6 +40,7 @@ __all__ = ["MediaPortsExhaustedError", "MediaRuntime"]
 log = logging.getLogger(__name__)
 
 _LATE = 0.005  # a tick this late shows as jitter at the far end
+_MAX_RECORDING = 3600.0  # seconds; also keeps NaN and infinity out of the recorder
 _TIMEOUT_SCAN = 1.0  # seconds between media-timeout scans (finer for short timeouts)
 
 
@@ -124,7 +125,8 @@ class MediaRuntime:
         if state.media is None or state.partner is not None:
             log.error("leg %s: cannot play while %s", leg, "bridged" if state.media else "unset")
         else:
-            frames = self.prompts.frames(prompts, language=language, codec=state.media.codec)
+            codec = state.media.codec.upper()
+            frames = self.prompts.frames(prompts, language=language, codec=codec)
         if frames is None or (loop and not frames):
             event = PlaybackFinished(at=self._loop.time(), leg=leg, play_id=play_id)
             self._loop.call_soon(self.emit, event)
@@ -162,8 +164,8 @@ class MediaRuntime:
         state = self._find(leg, "record")
         if state is None:
             return
-        if not max_seconds > 0:
-            log.error("leg %s: recording length %r is not positive", leg, max_seconds)
+        if not 0 < max_seconds < _MAX_RECORDING:
+            log.error("leg %s: recording length %r is out of range", leg, max_seconds)
             return
         now = self._loop.time()
         if state.recorder is not None:

@@ -114,6 +114,8 @@ async def test_commands_in_any_order_never_raise(harness: Harness) -> None:
     runtime.stop_playback("a")
     runtime.play("a", ["tone"], language="it", play_id=2)  # no codec yet: finishes at once
     runtime.record("a", name="y", max_seconds=0)
+    runtime.record("a", name="y", max_seconds=float("nan"))
+    runtime.record("a", name="y", max_seconds=float("inf"))
     runtime.configure_leg(
         "a", LegMedia(codec="opus", payload_type=111, telephone_event_pt=None, remote=None)
     )
