@@ -18,6 +18,7 @@ import smtplib
 import ssl
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
@@ -218,7 +219,10 @@ class Mailer:
     def _outgoing(self, to: str, message: EmailMessage) -> Outgoing:
         message["From"] = self.settings.sender
         message["To"] = to
-        return Outgoing(sender=self.settings.sender, recipients=(to,), data=message.as_bytes())
+        # CRLF line ends (RFC 5321 §2.3.8): smtplib sends bytes as they are, and a relay
+        # reading bare-LF text sees one line far longer than the 1000-octet limit.
+        data = message.as_bytes(policy=policy.SMTP)
+        return Outgoing(sender=self.settings.sender, recipients=(to,), data=data)
 
     def _schedule(self, item: PendingMail, *, at: float) -> None:
         self._due[item.id] = at
