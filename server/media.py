@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from server.media_leg import Leg
 from server.media_ports import MediaPortsExhaustedError, PortPool
 from server.media_prompts import PromptLibrary
 from server.media_recording import RecordingWriter
+from server.media_rtcp import compound_report, rtcp_destination
 
 __all__ = ["MediaPortsExhaustedError", "MediaRuntime"]
 
@@ -60,9 +62,10 @@ class MediaRuntime:
         g729: G729Library | None,
         on_event: Callable[[MediaEvent], None],
         random_bits: Callable[[int], int] = secrets.randbits,
+        rtcp_interval: float = 5.0,
     ) -> None:
-        if media_timeout <= 0:
-            raise ValueError("media_timeout must be positive")
+        if media_timeout <= 0 or rtcp_interval <= 0:
+            raise ValueError("media_timeout and rtcp_interval must be positive")
         self._loop = loop
         self._pool = PortPool(host=host, port_min=port_min, port_max=port_max)
         self.prompts = PromptLibrary(prompts_dir, g729=g729)
@@ -75,7 +78,9 @@ class MediaRuntime:
         self._playing: set[Leg] = set()
         self._dtmf_pending: set[Leg] = set()
         self._recording: set[Leg] = set()
-        scan = min(_TIMEOUT_SCAN, media_timeout / 4)
+        self._rtcp_interval = rtcp_interval
+        self._cname = f"{secrets.token_hex(8)}@centralino"  # RFC 7022: random, per run
+        scan = min(_TIMEOUT_SCAN, media_timeout / 4, rtcp_interval / 2)
         self._scan_every = max(1, round(scan / FRAME_DURATION))
         self._tick_handle: asyncio.TimerHandle | None = None
         self._in_tick = False
@@ -315,6 +320,7 @@ class MediaRuntime:
                 self._run_recorders(now)
             if self._tick_index % self._scan_every == 0:
                 self._scan_timeouts(now)
+                self._send_reports(now)
         finally:
             self._in_tick = False
             self._schedule_next()
@@ -371,6 +377,24 @@ class MediaRuntime:
             if fact is not None:
                 log.warning("leg %s: media timeout, %s", leg.name, fact.reason)
                 self.emit(MediaTimedOut(at=now, leg=leg.name, silent_for=fact.silent_for))
+
+    def _send_reports(self, now: float) -> None:
+        """RTCP SR/RR + SDES per leg about every `rtcp_interval` (RFC 3550 §6.2, §6.3.1)."""
+        wall = time.time()
+        for leg in self._legs.values():
+            if now < leg.next_report:
+                continue
+            spread = 0.5 + self._random_bits(16) / 65536
+            leg.next_report = now + self._rtcp_interval * spread
+            destination = rtcp_destination(leg)
+            if destination is None:
+                continue
+            try:
+                leg.pair.rtcp.sendto(
+                    compound_report(leg, wall=wall, cname=self._cname), destination
+                )
+            except OSError:
+                leg.send_errors += 1
 
 
 def _format(leg: Leg) -> LegFormat:

@@ -58,9 +58,10 @@ class Leg:
 
     __slots__ = (
         "audio_pt", "can_send", "clock", "codec", "detector", "event_pt", "events",
-        "last_sent_at", "listening", "media", "media_timeout", "name", "own_g729", "owner",
-        "pair", "partner", "play_id", "player", "receiver", "recorder", "recording_name",
-        "relay", "rtcp_packets", "send_errors", "sender", "sock", "timeout", "v6",
+        "last_sent_at", "listening", "media", "media_timeout", "name", "next_report",
+        "own_g729", "owner", "pair", "partner", "play_id", "player", "receiver", "recorder",
+        "recording_name", "relay", "reported_packets", "rtcp_packets", "rtcp_remote",
+        "send_errors", "sender", "sock", "timeout", "v6",
     )  # fmt: skip
 
     def __init__(
@@ -98,7 +99,9 @@ class Leg:
         self.recording_name = ""
         self.listening = False
         self.timeout: MediaTimeout | None = None
-        self.rtcp_packets = self.send_errors = 0
+        self.rtcp_packets = self.send_errors = self.reported_packets = 0
+        self.rtcp_remote: Addr | None = None
+        self.next_report = 0.0
 
     # --- configuration -----------------------------------------------------------------
 
@@ -170,6 +173,10 @@ class Leg:
                     partner.sock.sendto(out, partner.receiver.remote_addr)  # type: ignore[arg-type]
                 except OSError:
                     partner.send_errors += 1
+                else:  # relayed under the partner's SSRC: its RTCP SR counts them
+                    sender = partner.sender
+                    sender.packet_count += 1
+                    sender.octet_count += len(out) - 12
         if payload_type == self.audio_pt and self.listening:
             self._on_audio(data, now)
 
@@ -216,10 +223,10 @@ class Leg:
         )
 
     def on_rtcp_readable(self) -> None:
-        """RTCP (RFC 3550 §6) is read and counted; a malformed report is only counted."""
+        """RTCP (RFC 3550 §6) is validated and counted; a malformed packet is dropped."""
         for _ in range(_BATCH):
             try:
-                data, _addr = self.pair.rtcp.recvfrom(_MAX_DATAGRAM)
+                data, addr = self.pair.rtcp.recvfrom(_MAX_DATAGRAM)
             except OSError:
                 return
             try:
@@ -227,6 +234,8 @@ class Leg:
             except RtcpError:
                 continue
             self.rtcp_packets += 1
+            if self.rtcp_remote is None:
+                self.rtcp_remote = (addr[0], addr[1])  # symmetric RTCP, latched once
 
     # --- send path ---------------------------------------------------------------------
 

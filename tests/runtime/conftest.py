@@ -56,7 +56,7 @@ async def harness(
     runtime = MediaRuntime(
         asyncio.get_running_loop(), host=HOST, port_min=low, port_max=high,
         prompts_dir=prompts_dir, data_dir=tmp_path / "data", media_timeout=30.0, g729=g729,
-        on_event=events,
+        on_event=events, rtcp_interval=3600.0,
     )  # fmt: skip
     yield Harness(runtime, events, tmp_path / "data")
     runtime.close()
