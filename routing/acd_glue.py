@@ -11,6 +11,7 @@ from acd import events as ac
 from media.sdp import SdpError, parse_sdp, serialize_sdp
 from media.session import MediaParams, NoCommonCodec, build_offer, read_answer
 from metrics.events import EventKind
+from routing.ivr_glue import music_on_hold
 from routing.legs import CallerLeg, OperatorLeg, Phase, leg_media, operator_invite
 from sip import events as tx
 from sip.transaction import ClientTransactionKey, TransactionKey
@@ -52,15 +53,25 @@ def _output(b2bua: B2bua, output: ac.Output, *, now: float) -> None:
     if isinstance(output, ac.OfferCall):
         offer(b2bua, call, output, now=now)
     elif isinstance(output, ac.CancelOffer):
-        leg = call.operator_legs.get(output.operator)
-        if leg is not None:
-            release_leg(b2bua, call, leg, now=now)
+        _cancel_offer(b2bua, call, output.operator, now=now)
     elif isinstance(output, ac.PlayAnnouncement):
         _announce(b2bua, call, output)
     elif isinstance(output, ac.Overflow):
         _overflow(b2bua, call, output, now=now)
     else:
         _fact(b2bua, call, output)
+
+
+def _cancel_offer(b2bua: B2bua, call: CallerLeg, operator: str, *, now: float) -> None:
+    leg = call.operator_legs.get(operator)
+    if leg is None:
+        return
+    if call.bridged_to == operator:
+        # The engine refused an answer we had already bridged: the caller waits again.
+        call.phase, call.bridged_to = Phase.QUEUED, None
+        b2bua.media.unbridge(call.media_leg)
+        music_on_hold(b2bua, call)
+    release_leg(b2bua, call, leg, now=now)
 
 
 def _fact(b2bua: B2bua, call: CallerLeg, fact: ac.Output) -> None:
@@ -151,10 +162,10 @@ def _screen_pop(call: CallerLeg) -> tuple[tuple[str, str], ...]:
 
 
 def operator_response(b2bua: B2bua, event: tx.ResponseReceived, *, now: float) -> None:
-    """A response to our INVITE to an operator (others are only logged)."""
+    """A response to our INVITE to an operator."""
     found = b2bua.calls.leg_by_key(event.key)
-    if found is None or event.key.method != "INVITE":
-        _stray_success(b2bua, event, now=now)
+    if found is None:
+        _late_response(b2bua, event, now=now)
         return
     call, leg = found
     status = event.response.status
@@ -169,29 +180,54 @@ def operator_response(b2bua: B2bua, event: tx.ResponseReceived, *, now: float) -
         _refused(b2bua, call, leg, status, now=now)
 
 
-def _stray_success(b2bua: B2bua, event: tx.ResponseReceived, *, now: float) -> None:
-    # A 2xx retransmission or a late 2xx to an INVITE whose leg is gone: ACK then BYE it.
-    found = b2bua.calls.leg_by_call_id(event.response.call_id)
-    if found is not None and event.key.method == "INVITE" and 200 <= event.response.status < 300:
-        _, leg = found
-        _ack(b2bua, leg, event, now=now)
+def _late_response(b2bua: B2bua, event: tx.ResponseReceived, *, now: float) -> None:
+    """A 2xx for a leg we gave up on (the caller left, another operator won, the ring
+    timed out) crossed our CANCEL: the phone is in a call nobody joins, so ACK it and
+    hang up at once (RFC 3261 §9.1: "the UAC ... will need to send a BYE")."""
+    leg = b2bua.calls.released(event.key)
+    if leg is None or not 200 <= event.response.status < 300:
+        return
+    dialog = b2bua.dialogs.receive_response(leg.invite, event.response, now=now)
+    if dialog is None:
+        return
+    ack = dialog.create_ack(event.response.cseq.seq)
+    b2bua.endpoint.send_request(ack, leg.target, now=now)
+    log.info("late answer from %s on a released offer: hanging it up", leg.operator)
+    b2bua.send_bye(dialog, leg.target, now=now)
 
 
 def _answered(
     b2bua: B2bua, call: CallerLeg, leg: OperatorLeg, event: tx.ResponseReceived, *, now: float
 ) -> None:
-    leg.dialog = b2bua.dialogs.receive_response(leg.invite, event.response, now=now)
-    _ack(b2bua, leg, event, now=now)
-    if leg.answered:
+    dialog = b2bua.dialogs.receive_response(leg.invite, event.response, now=now)
+    if dialog is None:
         return
+    b2bua.endpoint.send_request(dialog.create_ack(event.response.cseq.seq), leg.target, now=now)
+    if leg.dialog is not None and dialog is not leg.dialog:
+        # A second 2xx with another To tag (a forking proxy before the phone): §13.2.2.4
+        # lets us keep one dialog only; the other is hung up.
+        b2bua.send_bye(dialog, leg.target, now=now)
+        return
+    leg.dialog = dialog
     params = _answer_media(leg, event)
-    if params is None or call.phase is not Phase.QUEUED or leg.cancelled:
+    if params is None:
+        # The phone answered with media we cannot use: as good as unreachable.
         release_leg(b2bua, call, leg, now=now)
+        b2bua.acd.offer_rejected(
+            call.call_id, leg.operator, reason=ac.OfferFailure.UNREACHABLE, now=now
+        )
         return
+    _connect(b2bua, call, leg, params, now=now)
+
+
+def _connect(
+    b2bua: B2bua, call: CallerLeg, leg: OperatorLeg, params: MediaParams, *, now: float
+) -> None:
     leg.answered = True
     b2bua.media.configure_leg(leg.media_leg, leg_media(params))
     b2bua.acd.offer_answered(call.call_id, leg.operator, now=now)
-    if call.operator_legs.get(leg.operator) is leg and not leg.cancelled:
+    # The engine says CancelOffer for an answer it no longer wants; drain runs after.
+    if call.phase is Phase.QUEUED:
         call.phase = Phase.BRIDGED
         call.bridged_to = leg.operator
         b2bua.media.bridge(call.media_leg, leg.media_leg)
@@ -204,14 +240,6 @@ def _answer_media(leg: OperatorLeg, event: tx.ResponseReceived) -> MediaParams |
         log.warning("operator %s answered with unreadable SDP: %s", leg.operator, exc)
         return None
     return None if isinstance(params, NoCommonCodec) else params
-
-
-def _ack(b2bua: B2bua, leg: OperatorLeg, event: tx.ResponseReceived, *, now: float) -> None:
-    dialog = leg.dialog or b2bua.dialogs.receive_response(leg.invite, event.response, now=now)
-    if dialog is None:
-        return
-    ack = dialog.create_ack(event.response.cseq.seq)
-    b2bua.endpoint.send_request(ack, leg.target, now=now)
 
 
 def _refused(b2bua: B2bua, call: CallerLeg, leg: OperatorLeg, status: int, *, now: float) -> None:
@@ -239,12 +267,15 @@ def operator_failed(b2bua: B2bua, key: TransactionKey, *, now: float) -> None:
 def release_leg(b2bua: B2bua, call: CallerLeg, leg: OperatorLeg, *, now: float) -> None:
     """Stop ringing (CANCEL) or hang up (BYE) an operator leg and free its media."""
     leg.cancelled = True
+    layer = b2bua.endpoint.layer
     if leg.dialog is not None:
         b2bua.send_bye(leg.dialog, leg.target, now=now)
-        leg.dialog = None
-    elif not leg.answered:
-        b2bua.endpoint.layer.cancel(leg.key, now=now)
-    b2bua.calls.remove_leg(call, leg)
+    elif layer.client_state(leg.key) is not None:
+        # §9.1: sent once a provisional response has come, at once if one has.
+        layer.cancel(leg.key, now=now)
+    b2bua.calls.prune_released(lambda key: layer.client_state(key) is not None)
+    b2bua.calls.release_leg(call, leg)
+    leg.dialog = None
     b2bua.media.close_leg(leg.media_leg)
 
 

@@ -8,6 +8,10 @@ and the runtime re-arms one timer at `get_timer()`.
 A caller's call is answered at once (the IVR needs media, as Asterisk's Answer()).
 Ending rules: the caller hangs up -> every operator leg is cancelled or hung up; the
 operator hangs up -> the caller is hung up; a media timeout hangs up both (§ issue 3).
+Races are absorbed: a 2xx from an operator crossing our CANCEL is ACKed and hung up,
+2xx retransmissions are ACKed again (by the transaction layer, from the ACK we sent),
+and every BYE we send ends its dialog when its transaction ends (RFC 3261 §15.1.1).
+Operators' feature codes (`*41`...) are served in `routing.feature_codes_glue`.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from ivr.config import ServiceConfig
 from media.sdp import SdpError, SessionDescription, parse_sdp, serialize_sdp
 from media.session import G729, PCMA, PCMU, Codec, NoCommonCodec, negotiate
 from metrics.events import EventKind
-from routing import acd_glue, ivr_glue
+from routing import acd_glue, feature_codes_glue, ivr_glue
 from routing.admission import Admitted, admit_invite
 from routing.calendar import Calendar
 from routing.calls import CallRegistry
@@ -42,7 +46,8 @@ from sip.dialog import Dialog, DialogSet
 from sip.endpoint import Endpoint, IncomingRequest
 from sip.errors import ProtocolError
 from sip.ids import IdFactory
-from sip.transaction import Addr
+from sip.message import make_response
+from sip.transaction import Addr, ClientTransactionKey, TransactionKey
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +100,7 @@ class B2bua:
         self.auto_login = config.auto_login
         self.dialogs = DialogSet(fraction=fraction)
         self.calls = CallRegistry()
+        self.features = feature_codes_glue.FeatureCalls()
         self._session_ids = 0
 
     # -- inputs ------------------------------------------------------------------------
@@ -112,11 +118,14 @@ class B2bua:
         call = self.calls.by_media_leg(event.leg)
         if call is not None:
             self._on_media(call, event, now=now)
+        else:
+            feature_codes_glue.media_event(self, event, now=now)
         self._pump(now=now)
 
     def handle_timer(self, *, now: float) -> None:
-        """Fire IVR and ACD timers due at `now`."""
+        """Fire IVR, ACD and feature-call timers due at `now`."""
         self.acd.handle_timer(now=now)
+        feature_codes_glue.handle_timer(self, now=now)
         for call in self.calls.with_ivr():
             if call.ivr is not None:
                 timer = call.ivr.get_timer()
@@ -126,7 +135,7 @@ class B2bua:
 
     def get_timer(self) -> float | None:
         """The earliest IVR or ACD deadline."""
-        timers = [self.acd.get_timer()]
+        timers = [self.acd.get_timer(), self.features.get_timer()]
         timers += [c.ivr.get_timer() for c in self.calls.with_ivr() if c.ivr is not None]
         due = [t for t in timers if t is not None]
         return min(due) if due else None
@@ -156,27 +165,54 @@ class B2bua:
         if isinstance(event, IncomingRequest):
             self._on_request(event, now=now)
         elif isinstance(event, tx.ResponseReceived):
-            acd_glue.operator_response(self, event, now=now)
+            self._on_response(event, now=now)
         elif isinstance(event, tx.AckReceived):
             self._on_ack(event)
         elif isinstance(event, tx.CancelReceived):
             self._on_cancel(event, now=now)
         elif isinstance(event, tx.TransactionTimedOut | tx.TransportFailed):
-            acd_glue.operator_failed(self, event.key, now=now)
+            self._on_failure(event.key, now=now)
         elif isinstance(event, tx.AckTimedOut):
-            call = self.calls.get(event.call_id)
-            if call is not None:
-                self.hang_up(call, reason="no ACK", now=now)
+            self._on_ack_timeout(event.call_id, now=now)
 
     def _on_request(self, event: IncomingRequest, *, now: float) -> None:
         request = event.request
-        if request.to.tag is not None or request.method in ("BYE", "INFO", "REFER", "NOTIFY"):
+        feature = feature_codes_glue.command_for(event)
+        if feature is not None:
+            feature_codes_glue.handle(self, event, feature, now=now)
+        elif request.to.tag is not None or request.method in ("BYE", "INFO", "REFER", "NOTIFY"):
             self._in_dialog(event, now=now)
         elif request.method == "INVITE" and event.trunk:
             self._new_call(event, now=now)
         else:
-            # Operators' own calls (feature codes, transfers) are not served yet.
+            # Operators' other calls (transfers, internal numbers) are not served yet.
             self.endpoint.reply(request, event.key, event.addr, 403, now=now)
+
+    def _on_response(self, event: tx.ResponseReceived, *, now: float) -> None:
+        if event.key.method == "INVITE":
+            acd_glue.operator_response(self, event, now=now)
+        elif event.key.method == "BYE" and event.response.status >= 200:
+            bye = self.calls.bye_done(event.key)
+            if bye is not None:
+                self.dialogs.receive_response(bye, event.response, now=now)
+
+    def _on_failure(self, key: TransactionKey, *, now: float) -> None:
+        if isinstance(key, ClientTransactionKey) and key.method == "BYE":
+            bye = self.calls.bye_done(key)
+            if bye is not None:
+                # §12.2.1.2: a 408 (here, no answer at all) ends the dialog.
+                self.dialogs.receive_response(bye, make_response(bye, 408), now=now)
+        else:
+            acd_glue.operator_failed(self, key, now=now)
+
+    def _on_ack_timeout(self, call_id: str, *, now: float) -> None:
+        # §13.3.1.4: no ACK for our 2xx; the session is not established, so end it.
+        call = self.calls.get(call_id)
+        feature = self.features.get(call_id)
+        if call is not None:
+            self.hang_up(call, reason="no ACK", now=now)
+        elif feature is not None:
+            feature_codes_glue.hang_up(self, feature, now=now)
 
     def _pump(self, *, now: float) -> None:
         """Drain IVR and ACD commands until nothing moves."""
@@ -246,7 +282,7 @@ class B2bua:
             now=now,
             to_tag=call.tag,
             extra=(
-                ("Contact", self._contact()),
+                ("Contact", self.contact()),
                 *self.endpoint.capabilities()[:1],
                 ("Content-Type", "application/sdp"),
             ),
@@ -257,7 +293,8 @@ class B2bua:
         self.emit(EventKind.ARRIVED, call, now=now, data={"caller": call.caller})
         ivr_glue.start(self, call, now=now)
 
-    def _contact(self) -> str:
+    def contact(self) -> str:
+        """Our Contact header value (RFC 3261 §8.1.1.8)."""
         host, port = self.config.local
         host = f"[{host}]" if ":" in host else host
         return f"<sip:centralino@{host}:{port}>"
@@ -274,8 +311,11 @@ class B2bua:
         call = self.calls.get(request.call_id) or self.calls.by_operator_call_id(request.call_id)
         if request.method == "BYE":
             self.endpoint.reply(request, key, addr, 200, now=now)
+            feature = self.features.get(request.call_id)
             if call is not None:
                 self._on_bye(call, request.call_id, now=now)
+            elif feature is not None:
+                feature_codes_glue.ended(self, feature)
         elif request.method == "INFO":
             self.endpoint.reply(request, key, addr, 200, now=now)
             if call is not None and request.call_id == call.call_id:
@@ -290,10 +330,11 @@ class B2bua:
             self.emit(EventKind.ENDED, call, now=now, data={"by": "caller"})
             self._finish(call, by_caller=True, now=now)
         else:
-            self.emit(EventKind.ENDED, call, now=now, data={"by": "operator"})
-            leg = call.operator_legs.get(call.bridged_to or "")
-            if leg is not None:
-                leg.dialog = None
+            found = self.calls.leg_by_call_id(call_id)
+            operator = found[1].operator if found else None
+            self.emit(EventKind.ENDED, call, now=now, operator=operator, data={"by": "operator"})
+            if found is not None:
+                found[1].dialog = None  # their BYE ended that dialog: no BYE back
             self.hang_up(call, reason="operator hung up", now=now)
 
     def _on_ack(self, event: tx.AckReceived) -> None:
@@ -354,7 +395,7 @@ class B2bua:
             bye = dialog.create_request("BYE")
         except ProtocolError:
             return
-        self.endpoint.send_request(bye, addr, now=now)
+        self.calls.bye_sent(self.endpoint.send_request(bye, addr, now=now), bye)
 
     def send_bye(self, dialog: Dialog | None, addr: Addr, *, now: float) -> None:
         """BYE a dialog if it is still up."""

@@ -1,21 +1,38 @@
-"""The B2BUA's index of live calls: by Call-ID, media leg and operator leg Call-ID."""
+"""The B2BUA's index of live calls: by Call-ID, media leg and operator leg Call-ID.
+
+It also remembers what outlives a call for a while: operator legs we gave up on before
+any 2xx (a 2xx crossing our CANCEL must still be ACKed, then hung up: RFC 3261 §9.1,
+§13.2.2.4), and the BYEs we sent, whose final response ends their dialog (§15.1.1).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from routing.legs import CallerLeg, OperatorLeg, Phase
+from sip.message import Request
 from sip.transaction import ClientTransactionKey
 
 
 class CallRegistry:
     """Live caller legs and the operator legs hanging off them."""
 
-    __slots__ = ("_by_call_id", "_by_leg_key", "_by_media_leg", "_by_operator_call_id")
+    __slots__ = (
+        "_by_call_id",
+        "_by_leg_key",
+        "_by_media_leg",
+        "_by_operator_call_id",
+        "_byes",
+        "_released",
+    )
 
     def __init__(self) -> None:
         self._by_call_id: dict[str, CallerLeg] = {}
         self._by_media_leg: dict[str, CallerLeg] = {}
         self._by_operator_call_id: dict[str, tuple[CallerLeg, OperatorLeg]] = {}
         self._by_leg_key: dict[ClientTransactionKey, tuple[CallerLeg, OperatorLeg]] = {}
+        self._released: dict[ClientTransactionKey, OperatorLeg] = {}
+        self._byes: dict[ClientTransactionKey, Request] = {}
 
     def __len__(self) -> int:
         return len(self._by_call_id)
@@ -71,3 +88,34 @@ class CallRegistry:
     def with_ivr(self) -> list[CallerLeg]:
         """Calls still in their IVR."""
         return [c for c in self._by_call_id.values() if c.ivr is not None and c.phase is Phase.IVR]
+
+    # -- what outlives a call ------------------------------------------------------------
+
+    def release_leg(self, call: CallerLeg, leg: OperatorLeg) -> None:
+        """Forget an operator leg; one given up before any 2xx is kept by its INVITE's
+        key until `prune_released`, for a 2xx that crosses our CANCEL."""
+        self.remove_leg(call, leg)
+        if leg.dialog is None and not leg.answered:
+            self._released[leg.key] = leg
+
+    def released(self, key: ClientTransactionKey) -> OperatorLeg | None:
+        """A released operator leg whose INVITE this is."""
+        return self._released.get(key)
+
+    def prune_released(self, alive: Callable[[ClientTransactionKey], bool]) -> None:
+        """Drop released legs whose INVITE transaction has ended (no 2xx can come)."""
+        for key in [k for k in self._released if not alive(k)]:
+            del self._released[key]
+
+    def bye_sent(self, key: ClientTransactionKey, bye: Request) -> None:
+        """Remember a BYE we sent until its final response (or its timeout)."""
+        self._byes[key] = bye
+
+    def bye_done(self, key: ClientTransactionKey) -> Request | None:
+        """The BYE whose transaction this is, forgotten now; None if not ours."""
+        return self._byes.pop(key, None)
+
+    @property
+    def lingering(self) -> int:
+        """Released legs and BYEs still awaiting their transactions (for leak tests)."""
+        return len(self._released) + len(self._byes)

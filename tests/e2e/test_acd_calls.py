@@ -1,0 +1,208 @@
+"""End to end: SIPp operators' phones (REGISTER with digest, then answering, busy or
+ringing) and SIPp callers from the trunk against `centralino serve`, checked on the
+switch's event log.
+
+Each test starts its own switch on a copy of the configuration with one always-open
+service and a short ring timeout (acd_helpers.write_config), and ends every process it
+started by PID.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from acd_helpers import (
+    Processes,
+    active_calls,
+    events,
+    of_kind,
+    operator_states,
+    processes,
+    wait_for,
+    wait_registered,
+    write_config,
+)
+from conftest import Switch, need, start_switch, stop_process
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Processes]:
+    need("sipp")
+    with processes(tmp_path) as p:
+        yield p
+
+
+def serve(tmp: Path, **config: object) -> Switch:
+    return start_switch(tmp, write_config(tmp, **config))  # type: ignore[arg-type]
+
+
+def settled(switch: Switch, kind: str, count: int, timeout: float = 20.0) -> None:
+    """Wait until the event log holds `count` events of `kind` (committed every 0.5 s)."""
+    wait_for(f"{count} {kind}", lambda: len(of_kind(events(switch), kind)) >= count, timeout)
+
+
+def test_ten_callers_on_three_operators_are_answered_in_order_of_arrival(
+    tmp_path: Path, procs: Processes
+) -> None:
+    switch = serve(tmp_path, ring_timeout=5.0)
+    try:
+        phones = [
+            procs.phone(switch, op, ring_ms=300, talk_ms=1500, life_ms=60000)
+            for op in ("1001", "1002", "1003")
+        ]
+        wait_registered(switch, 3)
+        callers = procs.callers(switch, "caller-wait.xml", 10, rate=3.0)
+        assert callers.wait(60) == 0, callers.output()[-3000:]
+        settled(switch, "ended", 10)
+        log = events(switch)
+        queued = [e.call_id for e in of_kind(log, "queued")]
+        answered = [e.call_id for e in of_kind(log, "answered")]
+        assert len(set(queued)) == 10
+        assert answered == queued
+        assert not of_kind(log, "abandoned")
+        served = {e.operator for e in of_kind(log, "answered")}
+        assert served == {"1001", "1002", "1003"}
+        assert wait_for("no calls", lambda: active_calls(switch) == 0, 5)
+        for phone in phones:
+            assert phone.process.poll() is None  # still registered, not crashed
+    finally:
+        stop_process(switch.process)
+
+
+def test_caller_hanging_up_while_queued_is_abandoned(tmp_path: Path, procs: Processes) -> None:
+    switch = serve(tmp_path)
+    try:
+        caller = procs.callers(switch, "caller-abandon.xml", 1, wait_ms="3000")
+        assert caller.wait(30) == 0, caller.output()[-3000:]
+        settled(switch, "abandoned", 1)
+        (abandoned,) = of_kind(events(switch), "abandoned")
+        assert abandoned.data["while_ringing"] == "false"
+        assert not of_kind(events(switch), "offered")
+        assert wait_for("no calls", lambda: active_calls(switch) == 0, 5)
+    finally:
+        stop_process(switch.process)
+
+
+def test_caller_hanging_up_while_an_operator_rings_cancels_the_offer(
+    tmp_path: Path, procs: Processes
+) -> None:
+    switch = serve(tmp_path, ring_timeout=30.0)
+    try:
+        procs.phone(switch, "1001", kind="noanswer", life_ms=30000)
+        wait_registered(switch, 1)
+        caller = procs.callers(switch, "caller-abandon.xml", 1, wait_ms="3000")
+        assert caller.wait(30) == 0, caller.output()[-3000:]
+        settled(switch, "abandoned", 1)
+        log = events(switch)
+        (abandoned,) = of_kind(log, "abandoned")
+        assert abandoned.data["while_ringing"] == "true"
+        assert [e.operator for e in of_kind(log, "ringing")] == ["1001"]
+        trace = wait_for("the CANCEL at the phone", lambda: phone_trace(procs, "1001"), 5)
+        assert "CANCEL sip:" in trace and "487 Request Terminated" in trace
+        # The operator was not to blame: free again, not paused.
+        assert operator_states(log, "1001")[-1] == ("available", "")
+    finally:
+        stop_process(switch.process)
+
+
+def test_operator_not_answering_is_paused_and_the_next_one_gets_the_call(
+    tmp_path: Path, procs: Processes
+) -> None:
+    switch = serve(tmp_path, ring_timeout=2.0)
+    try:
+        procs.phone(switch, "1001", kind="noanswer", life_ms=40000)
+        wait_registered(switch, 1)
+        time.sleep(0.3)  # 1001 is the longest idle: offered first
+        procs.phone(switch, "1002", ring_ms=300, talk_ms=1000, life_ms=40000)
+        wait_registered(switch, 2)
+        caller = procs.callers(switch, "caller-wait.xml", 1)
+        assert caller.wait(30) == 0, caller.output()[-3000:]
+        settled(switch, "answered", 1)
+        log = events(switch)
+        assert [e.operator for e in of_kind(log, "offered")] == ["1001", "1002"]
+        assert [e.operator for e in of_kind(log, "answered")] == ["1002"]
+        assert ("paused", "no answer") in operator_states(log, "1001")
+        assert "CANCEL sip:" in phone_trace(procs, "1001")
+    finally:
+        stop_process(switch.process)
+
+
+def test_busy_operator_is_skipped_and_the_next_one_gets_the_call(
+    tmp_path: Path, procs: Processes
+) -> None:
+    switch = serve(tmp_path, ring_timeout=5.0)
+    try:
+        procs.phone(switch, "1001", kind="busy", life_ms=40000)
+        wait_registered(switch, 1)
+        time.sleep(0.3)
+        procs.phone(switch, "1002", ring_ms=300, talk_ms=1000, life_ms=40000)
+        wait_registered(switch, 2)
+        caller = procs.callers(switch, "caller-wait.xml", 1)
+        assert caller.wait(30) == 0, caller.output()[-3000:]
+        settled(switch, "answered", 1)
+        log = events(switch)
+        assert [e.operator for e in of_kind(log, "offered")] == ["1001", "1002"]
+        assert [e.operator for e in of_kind(log, "answered")] == ["1002"]
+        # Busy is not a fault: 1001 is skipped for a while, never paused.
+        assert all(state != "paused" for state, _ in operator_states(log, "1001"))
+    finally:
+        stop_process(switch.process)
+
+
+def test_two_operators_racing_for_one_call(tmp_path: Path, procs: Processes) -> None:
+    switch = serve(tmp_path, ring_timeout=5.0, strategy="ring-all")
+    try:
+        for op in ("1001", "1002"):
+            procs.phone(switch, op, ring_ms=500, talk_ms=1500, life_ms=40000)
+        wait_registered(switch, 2)
+        caller = procs.callers(switch, "caller-wait.xml", 1)
+        assert caller.wait(30) == 0, caller.output()[-3000:]
+        settled(switch, "ended", 1)
+        log = events(switch)
+        assert sorted(e.operator or "" for e in of_kind(log, "offered")) == ["1001", "1002"]
+        (answered,) = of_kind(log, "answered")
+        loser = "1002" if answered.operator == "1001" else "1001"
+        # The loser's answer crossed our CANCEL: it was ACKed and hung up, not left open.
+        trace = wait_for("the loser's BYE", lambda: bye_at(procs, loser), 10)
+        assert "BYE sip:" in trace
+        assert wait_for("no calls", lambda: active_calls(switch) == 0, 5)
+    finally:
+        stop_process(switch.process)
+
+
+def test_phone_disappearing_mid_offer_the_call_is_offered_again(
+    tmp_path: Path, procs: Processes
+) -> None:
+    switch = serve(tmp_path, ring_timeout=3.0)
+    try:
+        gone = procs.phone(switch, "1001", kind="noanswer", life_ms=40000)
+        wait_registered(switch, 1)
+        time.sleep(0.3)
+        procs.phone(switch, "1002", ring_ms=300, talk_ms=1000, life_ms=40000)
+        wait_registered(switch, 2)
+        caller = procs.callers(switch, "caller-wait.xml", 1)
+        settled(switch, "ringing", 1)
+        stop_process(gone.process, signal.SIGKILL)
+        assert caller.wait(40) == 0, caller.output()[-3000:]
+        settled(switch, "answered", 1)
+        log = events(switch)
+        assert [e.operator for e in of_kind(log, "offered")] == ["1001", "1002"]
+        assert [e.operator for e in of_kind(log, "answered")] == ["1002"]
+        assert not of_kind(log, "abandoned")
+    finally:
+        stop_process(switch.process)
+
+
+def phone_trace(procs: Processes, operator: str) -> str:
+    """What the phone's SIPp saw and sent (its -trace_msg file)."""
+    folder = procs.tmp / f"phone-{operator}"
+    return "".join(p.read_text(errors="replace") for p in folder.glob("*_messages.log"))
+
+
+def bye_at(procs: Processes, operator: str) -> str:
+    trace = phone_trace(procs, operator)
+    return trace if "BYE sip:" in trace else ""
