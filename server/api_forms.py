@@ -37,7 +37,8 @@ def forms_router(api: SwitchApi) -> APIRouter:
     @router.post("/callback", status_code=202)
     async def submit(form: CallbackForm) -> JSONResponse:
         mailer = _mailer(api)
-        if form.service not in api.services and mailer.settings.referent(form.service) is None:
+        known = {*api.services, *api.acd.queue_names(), *mailer.settings.referents}
+        if form.service not in known:
             raise HTTPException(404, f"unknown service {form.service!r}")
         try:
             form_id, to = await mailer.submit_form(form)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from acd.engine import AcdEngine
 from ivr.config import ServiceConfig
 from routing.calendar import Calendar
+from routing.media_plane import RecordingFinished
 from server.api_notices import NoticeStore, Renderer, render_speech
 from server.api_services import OverrideStore
 from server.config import Settings
@@ -121,6 +122,22 @@ class ApiRuntime:
         """Stop the mailer; unsent e-mail stays in the outbox for the next start."""
         if self._mailer is not None:
             await self._mailer.stop()
+
+    def voicemail_recorded(
+        self, service: str, event: RecordingFinished, *, caller: str, call_id: str
+    ) -> None:
+        """E-mail a finished voicemail to the service's referents (in the background)."""
+        if self._mailer is None:
+            log.warning("voicemail %s kept on disk only: no mail section", event.path)
+            return
+        meta = {
+            "caller": caller,
+            "call_id": call_id,
+            "seconds": f"{event.seconds:.1f}",
+            "ended_by": event.reason,
+            "recorded_at": self._to_wall(event.at).isoformat(),
+        }
+        self._mailer.send_voicemail(service, Path(event.path), meta)
 
     # -- SwitchApi ---------------------------------------------------------------------
 

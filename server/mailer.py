@@ -250,28 +250,28 @@ class Mailer:
     async def _send_next(self) -> None:
         mail_id = min(self._due, key=lambda i: (self._due[i], i))
         try:
-            mail = await asyncio.to_thread(self.store.message, mail_id)
-            if mail is None:
-                self._forget(mail_id)
-                return
-            await asyncio.to_thread(self._send, self.settings.smtp, mail)
-        except StoreError as exc:
-            log.error("outbox unreadable, will retry: %s", exc)
-            self._relay_failed(mail_id, exc)
-            return
+            found = await self._attempt(mail_id)
         except _MESSAGE_FAILURES as exc:
             await self._message_failed(mail_id, exc)
-            return
         except (OSError, smtplib.SMTPException) as exc:
-            await self._record_failure(mail_id, exc)
-            self._relay_failed(mail_id, exc)
-            return
+            await self._relay_failed(mail_id, exc)
         except Exception as exc:
             # Whatever else goes wrong, the sender task must live on: the mail waits.
             log.exception("unexpected failure sending e-mail %d", mail_id)
-            self._relay_failed(mail_id, exc)
-            return
-        await self._sent(mail_id)
+            await self._relay_failed(mail_id, exc)
+        else:
+            if found:
+                await self._sent(mail_id)
+            else:
+                self._forget(mail_id)
+
+    async def _attempt(self, mail_id: int) -> bool:
+        """Hand one stored message to the relay; False if it is no longer stored."""
+        mail = await asyncio.to_thread(self.store.message, mail_id)
+        if mail is None:
+            return False
+        await asyncio.to_thread(self._send, self.settings.smtp, mail)
+        return True
 
     async def _sent(self, mail_id: int) -> None:
         self._relay_failures = 0
@@ -290,8 +290,9 @@ class Mailer:
         self._due[mail_id] = self._clock() + self._backoff(attempts)
         await self._record_failure(mail_id, error)
 
-    def _relay_failed(self, mail_id: int, error: Exception) -> None:
+    async def _relay_failed(self, mail_id: int, error: Exception) -> None:
         """The relay is unreachable: every message waits for the next attempt."""
+        await self._record_failure(mail_id, error)
         self._relay_failures += 1
         self._attempts[mail_id] = self._attempts.get(mail_id, 0) + 1
         delay = self._backoff(self._relay_failures)

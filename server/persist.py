@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class StoreError(Exception):
+class StoreError(OSError):
     """The store cannot be read or written (disk full, permissions, a corrupt file)."""
 
 

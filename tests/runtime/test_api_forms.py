@@ -20,6 +20,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from api_harness import Clock, client_for, detail, make_runtime, tone_wav
 
+from routing.media_plane import RecordingFinished
 from server.api_runtime import ApiRuntime
 from server.mailer import MailSettings, SmtpRelay
 from server.persist import Outgoing
@@ -318,3 +319,32 @@ async def test_a_refused_message_does_not_hold_back_the_others(tmp_path: Path) -
         assert api.mailer is not None and api.mailer.pending == 1
     finally:
         await api.stop()
+
+
+async def test_recording_finished_is_mailed_with_the_calls_details(
+    runtime: ApiRuntime, inbox: Inbox, tmp_path: Path
+) -> None:
+    path = tmp_path / "var" / "voicemail" / "agenzia-lavoro-call1.wav"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(tone_wav(0.2))
+    event = RecordingFinished(
+        at=1010.0, leg="call1/caller", path=str(path), seconds=7.25, reason="silence"
+    )
+    runtime.voicemail_recorded("agenzia-lavoro", event, caller="0461555111", call_id="call1")
+    await inbox.wait(1)
+    body = next(p for p in inbox.parsed(0).walk() if p.get_content_type() == "text/plain")
+    text = body.get_payload(decode=True).decode()
+    for line in ("caller: 0461555111", "call_id: call1", "seconds: 7.2", "ended_by: silence"):
+        assert line in text
+    assert "recorded_at: 2026-11-25T10:00:10+00:00" in text
+
+
+async def test_voicemail_for_a_service_without_a_mailbox_is_logged(
+    runtime: ApiRuntime, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "vm.wav"
+    path.write_bytes(tone_wav(0.1))
+    assert runtime.mailer is not None
+    runtime.mailer.send_voicemail("uru", path, {})
+    await runtime.mailer.stop()  # waits for the queuing job
+    assert "no referent mailbox" in caplog.text
