@@ -4,6 +4,7 @@ SIGTERM draining, and the HTTP endpoints."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -197,3 +198,55 @@ def test_healthz_and_metrics(tmp_path: Path) -> None:
         assert sw.http_get("/no-such-page")[0] == 404
     finally:
         assert stop_process(sw.process) == 0
+
+
+SDP = (
+    "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+)
+
+
+def place_call(peer: SipPeer, port: int) -> None:
+    """An INVITE from the trunk to a service number, answered and ACKed (§13.2.2.4)."""
+    uri = f"sip:800228040@127.0.0.1:{port}"
+    call_id, data = peer.request("INVITE", uri, "Content-Type: application/sdp", body=SDP)
+    peer.send(data)
+    ok = peer.final_for(call_id, timeout=5)
+    assert ok is not None and ok.status == 200, ok
+    target = (ok.header("Contact") or f"<{uri}>").strip("<>")
+    _, ack = peer.request("ACK", target, call_id=call_id, cseq_method="ACK")
+    head = data.split(b"\r\n")
+    cseq = next(line for line in head if line.startswith(b"CSeq:")).split()[1]
+    ack = re.sub(rb"CSeq: \d+ ACK", b"CSeq: " + cseq + b" ACK", ack)
+    ack = re.sub(rb"\r\nTo: [^\r]*", ("\r\nTo: " + (ok.header("To") or "")).encode(), ack)
+    peer.send(ack)
+
+
+def test_sigterm_drains_calls_then_exits_0(tmp_path: Path) -> None:
+    """A call in progress holds the switch up to --drain-seconds; meanwhile /healthz says
+    draining (503) and a new INVITE gets 503; then it exits 0."""
+    drain = 4.0
+    sw = start_switch(tmp_path, None, "--drain-seconds", str(drain))
+    try:
+        with SipPeer(("127.0.0.1", sw.sip_port)) as caller:
+            place_call(caller, sw.sip_port)
+            assert json.loads(sw.http_get("/healthz")[1])["calls"] == 1
+            started = time.monotonic()
+            sw.process.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            status, body = sw.http_get("/healthz")
+            assert status == 503 and json.loads(body)["status"] == "draining", body
+            with SipPeer(("127.0.0.1", sw.sip_port)) as late:
+                uri = f"sip:800228040@127.0.0.1:{sw.sip_port}"
+                call_id, data = late.request(
+                    "INVITE", uri, "Content-Type: application/sdp", body=SDP
+                )
+                late.send(data)
+                refused = late.final_for(call_id, timeout=3)
+            assert refused is not None and refused.status == 503
+            code = sw.process.wait(timeout=drain + 8)
+        assert code == 0, sw.log()
+        assert time.monotonic() - started < drain + 8
+    finally:
+        stop_process(sw.process)
+    assert "Traceback" not in sw.log()
