@@ -46,9 +46,10 @@ def _output(b2bua: B2bua, output: ac.Output, *, now: float) -> None:
     call = b2bua.calls.get(output.call_id)
     if call is None:
         if isinstance(output, ac.OfferCall):
-            b2bua.acd.offer_rejected(
-                output.call_id, output.operator, reason=ac.OfferFailure.CALLER_GONE, now=now
-            )
+            # Nobody to offer: the caller left without the engine hearing of it.
+            b2bua.acd.caller_hung_up(output.call_id, now=now)
+        elif (ended := b2bua.calls.ended(output.call_id)) is not None:
+            _fact(b2bua, ended, output)  # e.g. the disposition, set after the call
         return
     if isinstance(output, ac.OfferCall):
         offer(b2bua, call, output, now=now)

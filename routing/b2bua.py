@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from acd.engine import AcdEngine
+from acd.errors import AcdError
 from ivr.config import ServiceConfig
-from media.sdp import SdpError, SessionDescription, parse_sdp, serialize_sdp
-from media.session import G729, PCMA, PCMU, Codec, NoCommonCodec, negotiate
+from media.sdp import SessionDescription
+from media.session import G729, PCMA, PCMU, Answer, Codec, NoCommonCodec, negotiate
 from metrics.events import EventKind
 from routing import acd_glue, feature_codes_glue, ivr_glue
-from routing.admission import Admitted, admit_invite
 from routing.calendar import Calendar
 from routing.calls import CallRegistry
 from routing.dialplan import DialPlan
-from routing.legs import CallerLeg, Phase, leg_media
+from routing.legs import CallerLeg, Phase, answer_trunk_call
 from routing.media_plane import (
     DigitDetected,
     MediaEvent,
@@ -46,7 +46,6 @@ from sip.dialog import Dialog, DialogSet
 from sip.endpoint import Endpoint, IncomingRequest
 from sip.errors import ProtocolError
 from sip.ids import IdFactory
-from sip.message import make_response
 from sip.transaction import Addr, ClientTransactionKey, TransactionKey
 
 log = logging.getLogger(__name__)
@@ -109,7 +108,9 @@ class B2bua:
         """An event from the endpoint: new requests and the layer's call events."""
         try:
             self._endpoint_event(event, now=now)
-        except ProtocolError as exc:
+        except (ProtocolError, AcdError) as exc:
+            # A peer's message that our state cannot take (or a configuration gap the
+            # engine names): refuse that one event, keep serving every other call.
             log.warning("call event refused: %s", exc)
         self._pump(now=now)
 
@@ -123,9 +124,11 @@ class B2bua:
         self._pump(now=now)
 
     def handle_timer(self, *, now: float) -> None:
-        """Fire IVR, ACD and feature-call timers due at `now`."""
+        """Fire IVR, ACD and feature-call timers due at `now`; forget what the
+        transaction layer has finished with (BYEs, released offers)."""
         self.acd.handle_timer(now=now)
         feature_codes_glue.handle_timer(self, now=now)
+        self._reap(now=now)
         for call in self.calls.with_ivr():
             if call.ivr is not None:
                 timer = call.ivr.get_timer()
@@ -192,18 +195,17 @@ class B2bua:
         if event.key.method == "INVITE":
             acd_glue.operator_response(self, event, now=now)
         elif event.key.method == "BYE" and event.response.status >= 200:
-            bye = self.calls.bye_done(event.key)
-            if bye is not None:
-                self.dialogs.receive_response(bye, event.response, now=now)
+            self.calls.bye_answered(self.dialogs, event.key, event.response, now=now)
 
     def _on_failure(self, key: TransactionKey, *, now: float) -> None:
         if isinstance(key, ClientTransactionKey) and key.method == "BYE":
-            bye = self.calls.bye_done(key)
-            if bye is not None:
-                # §12.2.1.2: a 408 (here, no answer at all) ends the dialog.
-                self.dialogs.receive_response(bye, make_response(bye, 408), now=now)
+            self.calls.bye_answered(self.dialogs, key, None, now=now)
         else:
             acd_glue.operator_failed(self, key, now=now)
+
+    def _reap(self, *, now: float) -> None:
+        layer = self.endpoint.layer
+        self.calls.reap(self.dialogs, lambda key: layer.client_state(key) is not None, now=now)
 
     def _on_ack_timeout(self, call_id: str, *, now: float) -> None:
         # §13.3.1.4: no ACK for our 2xx; the session is not established, so end it.
@@ -226,24 +228,15 @@ class B2bua:
     # -- a new call from the trunk -----------------------------------------------------
 
     def _new_call(self, event: IncomingRequest, *, now: float) -> None:
-        request, key, addr = event.request, event.key, event.addr
-        verdict = admit_invite(request, self.dialplan)
-        if not isinstance(verdict, Admitted):
-            self.endpoint.reply(request, key, addr, verdict.status, now=now, extra=verdict.headers)
-            return
-        try:
-            offer = parse_sdp(request.body)
-        except SdpError as exc:
-            warning = f'399 centralino "unreadable SDP: {exc}"'.replace("\\", "")
-            self.endpoint.reply(request, key, addr, 400, now=now, extra=(("Warning", warning),))
-            return
-        self._answer(event, verdict, offer, now=now)
+        call = answer_trunk_call(self, event, now=now)
+        if call is not None:
+            self.calls.add(call)
+            self.emit(EventKind.ARRIVED, call, now=now, data={"caller": call.caller})
+            ivr_glue.start(self, call, now=now)
 
-    def _answer(
-        self, event: IncomingRequest, verdict: Admitted, offer: SessionDescription, *, now: float
-    ) -> None:
-        request, key, addr = event.request, event.key, event.addr
-        media_leg = f"{request.call_id}/caller"
+    def open_answer(self, offer: SessionDescription, media_leg: str) -> Answer | NoCommonCodec:
+        """Open a media leg and answer an SDP offer on it (RFC 3264 §6); the leg is
+        closed again when no codec is common."""
         local = self.media.open_leg(media_leg)
         answer = negotiate(
             offer,
@@ -256,42 +249,7 @@ class B2bua:
         )
         if isinstance(answer, NoCommonCodec):
             self.media.close_leg(media_leg)
-            warning = ("Warning", answer.warning)
-            self.endpoint.reply(request, key, addr, 488, now=now, extra=(warning,))
-            return
-        call = CallerLeg(
-            call_id=request.call_id,
-            service=verdict.service,
-            media_leg=media_leg,
-            invite=request,
-            key=key,
-            addr=addr,
-            media=answer.media,
-            caller=str(request.from_.uri.user or ""),
-            arrived_at=now,
-            tag=self.ids.tag(),
-        )
-        self.media.configure_leg(
-            media_leg, leg_media(answer.media, inband_dtmf=self.config.inband_dtmf(addr[0]))
-        )
-        response = self.endpoint.reply(
-            request,
-            key,
-            addr,
-            200,
-            now=now,
-            to_tag=call.tag,
-            extra=(
-                ("Contact", self.contact()),
-                *self.endpoint.capabilities()[:1],
-                ("Content-Type", "application/sdp"),
-            ),
-            body=serialize_sdp(answer.sdp),
-        )
-        call.dialog = self.dialogs.response_sent(request, response)
-        self.calls.add(call)
-        self.emit(EventKind.ARRIVED, call, now=now, data={"caller": call.caller})
-        ivr_glue.start(self, call, now=now)
+        return answer
 
     def contact(self) -> str:
         """Our Contact header value (RFC 3261 §8.1.1.8)."""
@@ -370,7 +328,7 @@ class B2bua:
     def hang_up(self, call: CallerLeg, *, reason: str, now: float) -> None:
         """We end the call: BYE the caller (and any operator), release media."""
         log.info("hanging up %s: %s", call.call_id, reason)
-        self._bye(call.dialog, call.addr, now=now)
+        self.send_bye(call.dialog, call.addr, now=now)
         call.dialog = None
         self._finish(call, by_caller=False, now=now)
 
@@ -388,7 +346,8 @@ class B2bua:
         self.media.close_leg(call.media_leg)
         self.calls.remove(call)
 
-    def _bye(self, dialog: Dialog | None, addr: Addr, *, now: float) -> None:
+    def send_bye(self, dialog: Dialog | None, addr: Addr, *, now: float) -> None:
+        """BYE a dialog if it is still up; its transaction's end ends the dialog."""
         if dialog is None:
             return
         try:
@@ -396,10 +355,6 @@ class B2bua:
         except ProtocolError:
             return
         self.calls.bye_sent(self.endpoint.send_request(bye, addr, now=now), bye)
-
-    def send_bye(self, dialog: Dialog | None, addr: Addr, *, now: float) -> None:
-        """BYE a dialog if it is still up."""
-        self._bye(dialog, addr, now=now)
 
     # -- the event log -----------------------------------------------------------------
 

@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from routing.legs import CallerLeg, OperatorLeg, Phase
-from sip.message import Request
+from sip.dialog import DialogSet
+from sip.message import Request, Response, make_response
 from sip.transaction import ClientTransactionKey
+
+ENDED_MEMORY = 4096
+"""Ended calls remembered for late facts, as the ACD remembers answered calls."""
 
 
 class CallRegistry:
@@ -23,6 +27,7 @@ class CallRegistry:
         "_by_media_leg",
         "_by_operator_call_id",
         "_byes",
+        "_ended",
         "_released",
     )
 
@@ -33,6 +38,7 @@ class CallRegistry:
         self._by_leg_key: dict[ClientTransactionKey, tuple[CallerLeg, OperatorLeg]] = {}
         self._released: dict[ClientTransactionKey, OperatorLeg] = {}
         self._byes: dict[ClientTransactionKey, Request] = {}
+        self._ended: dict[str, CallerLeg] = {}
 
     def __len__(self) -> int:
         return len(self._by_call_id)
@@ -43,8 +49,11 @@ class CallRegistry:
         self._by_media_leg[call.media_leg] = call
 
     def remove(self, call: CallerLeg) -> None:
-        """Forget a caller leg and its operator legs."""
-        self._by_call_id.pop(call.call_id, None)
+        """Forget a caller leg and its operator legs (remembering it as `ended`)."""
+        if self._by_call_id.pop(call.call_id, None) is not None:
+            self._ended[call.call_id] = call
+            if len(self._ended) > ENDED_MEMORY:
+                del self._ended[next(iter(self._ended))]
         self._by_media_leg.pop(call.media_leg, None)
         for leg in list(call.operator_legs.values()):
             self.remove_leg(call, leg)
@@ -67,6 +76,11 @@ class CallRegistry:
     def get(self, call_id: str) -> CallerLeg | None:
         """The caller leg with this Call-ID."""
         return self._by_call_id.get(call_id)
+
+    def ended(self, call_id: str) -> CallerLeg | None:
+        """A call that ended recently: facts about it still come (the operator's
+        disposition after the call) and are logged with its service and queue."""
+        return self._ended.get(call_id)
 
     def by_media_leg(self, media_leg: str) -> CallerLeg | None:
         """The call a media leg belongs to."""
@@ -111,9 +125,29 @@ class CallRegistry:
         """Remember a BYE we sent until its final response (or its timeout)."""
         self._byes[key] = bye
 
-    def bye_done(self, key: ClientTransactionKey) -> Request | None:
-        """The BYE whose transaction this is, forgotten now; None if not ours."""
-        return self._byes.pop(key, None)
+    def bye_answered(
+        self,
+        dialogs: DialogSet,
+        key: ClientTransactionKey,
+        response: Response | None,
+        *,
+        now: float,
+    ) -> None:
+        """A final response to a BYE we sent (None: none came) ends its dialog."""
+        bye = self._byes.pop(key, None)
+        if bye is not None:
+            # §12.2.1.2: a 408 (here, no answer at all) ends the dialog too.
+            dialogs.receive_response(bye, response or make_response(bye, 408), now=now)
+
+    def reap(
+        self, dialogs: DialogSet, alive: Callable[[ClientTransactionKey], bool], *, now: float
+    ) -> None:
+        """Forget what the transaction layer has finished with: BYEs it ended with no
+        final response passed up (their dialogs end), and released offers (Timer B, D or
+        M has fired, so no 2xx can come any more)."""
+        for key in [k for k in self._byes if not alive(k)]:
+            self.bye_answered(dialogs, key, None, now=now)
+        self.prune_released(alive)
 
     @property
     def lingering(self) -> int:

@@ -27,11 +27,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from acd.errors import AcdError
 from acd.feature_codes import FeatureCommand, parse_feature_code
 from media.sdp import SdpError, parse_sdp, serialize_sdp
-from media.session import NoCommonCodec, negotiate
+from media.session import NoCommonCodec
 from routing.legs import leg_media
 from routing.media_plane import MediaEvent, PlaybackFinished
 from sip.dialog import Dialog
@@ -101,7 +102,10 @@ def command_for(event: IncomingRequest) -> FeatureCommand | None:
         return None
     scheme, _, rest = request.uri.partition(":")
     user, at, _ = rest.partition("@")
-    return parse_feature_code(user) if scheme.lower() in ("sip", "sips") and at else None
+    if scheme.lower() not in ("sip", "sips") or not at:
+        return None
+    # §19.1.4: the user part compares unescaped (`%2A41%23` is `*41#`).
+    return parse_feature_code(unquote(user))
 
 
 def handle(b2bua: B2bua, event: IncomingRequest, command: FeatureCommand, *, now: float) -> None:
@@ -154,18 +158,8 @@ def _negotiate(b2bua: B2bua, event: IncomingRequest, media_leg: str) -> bytes | 
     except SdpError as exc:
         _refuse(b2bua, event, 488, f"unreadable SDP: {exc}", now=event.at)
         return None
-    local = b2bua.media.open_leg(media_leg)
-    answer = negotiate(
-        offer,
-        supported=b2bua.config.codecs,
-        preference=b2bua.config.preference,
-        local_addr=local[0],
-        local_port=local[1],
-        session_id=b2bua.next_session(),
-        agent="centralino",
-    )
+    answer = b2bua.open_answer(offer, media_leg)
     if isinstance(answer, NoCommonCodec):
-        b2bua.media.close_leg(media_leg)
         _refuse(b2bua, event, 488, "no common codec", now=event.at)
         return None
     b2bua.media.configure_leg(media_leg, leg_media(answer.media))

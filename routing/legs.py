@@ -9,14 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from ivr.engine import IvrRun
-from media.sdp import SessionDescription
-from media.session import MediaParams
+from media.sdp import SdpError, SessionDescription, parse_sdp, serialize_sdp
+from media.session import MediaParams, NoCommonCodec
+from routing.admission import Admitted, admit_invite
 from routing.media_plane import LegMedia
 from sip.dialog import Dialog
+from sip.endpoint import IncomingRequest
 from sip.message import Headers, Request
 from sip.transaction import Addr, ClientTransactionKey, ServerTransactionKey
+
+if TYPE_CHECKING:
+    from routing.b2bua import B2bua
 
 
 class Phase(Enum):
@@ -111,3 +117,55 @@ def operator_invite(
         ("Content-Type", "application/sdp"),
     )
     return Request("INVITE", target_uri, headers, body)
+
+
+def answer_trunk_call(b2bua: B2bua, event: IncomingRequest, *, now: float) -> CallerLeg | None:
+    """Admit a trunk INVITE and answer it at once with our SDP (RFC 3264 §6), or refuse
+    it (404, 415, 406, 400 for unreadable SDP, 488 with no common codec)."""
+    request, key, addr = event.request, event.key, event.addr
+    verdict = admit_invite(request, b2bua.dialplan)
+    if not isinstance(verdict, Admitted):
+        b2bua.endpoint.reply(request, key, addr, verdict.status, now=now, extra=verdict.headers)
+        return None
+    try:
+        offer = parse_sdp(request.body)
+    except SdpError as exc:
+        text = f'399 centralino "unreadable SDP: {exc}"'.replace("\\", "")
+        b2bua.endpoint.reply(request, key, addr, 400, now=now, extra=(("Warning", text),))
+        return None
+    media_leg = f"{request.call_id}/caller"
+    answer = b2bua.open_answer(offer, media_leg)
+    if isinstance(answer, NoCommonCodec):
+        warning = ("Warning", answer.warning)
+        b2bua.endpoint.reply(request, key, addr, 488, now=now, extra=(warning,))
+        return None
+    call = CallerLeg(
+        call_id=request.call_id,
+        service=verdict.service,
+        media_leg=media_leg,
+        invite=request,
+        key=key,
+        addr=addr,
+        media=answer.media,
+        caller=str(request.from_.uri.user or ""),
+        arrived_at=now,
+        tag=b2bua.ids.tag(),
+    )
+    inband = b2bua.config.inband_dtmf(addr[0])
+    b2bua.media.configure_leg(media_leg, leg_media(answer.media, inband_dtmf=inband))
+    response = b2bua.endpoint.reply(
+        request,
+        key,
+        addr,
+        200,
+        now=now,
+        to_tag=call.tag,
+        extra=(
+            ("Contact", b2bua.contact()),
+            *b2bua.endpoint.capabilities()[:1],
+            ("Content-Type", "application/sdp"),
+        ),
+        body=serialize_sdp(answer.sdp),
+    )
+    call.dialog = b2bua.dialogs.response_sent(request, response)
+    return call

@@ -102,6 +102,8 @@ class Harness:
     events: list[tuple[EventKind, dict[str, object]]]
     now: float = 0.0
     sent: list[tuple[Message, tuple[str, int]]] = field(default_factory=list)
+    registers: dict[tuple[str, tuple[str, int]], int] = field(default_factory=dict)
+    finished: set[tuple[str, int]] = field(default_factory=set)
 
     def deliver(self, data: bytes | str, source: tuple[str, int]) -> list[Message]:
         raw = data.encode() if isinstance(data, str) else data
@@ -216,31 +218,40 @@ def answer_request(request: Request, status: int, *, to_tag: str, body: bytes = 
     return "\r\n".join(lines) + "\r\n\r\n" + body.decode()
 
 
-def register(h: Harness, user: str = "1001", password: str = "demo1001") -> Response:
+def register(
+    h: Harness,
+    user: str = "1001",
+    password: str = "demo1001",
+    *,
+    phone: tuple[str, int] = PHONE,
+    expires: int = 600,
+) -> Response:
     """REGISTER a phone with digest: 401, then 200."""
 
     def request(cseq: int, auth: str | None) -> str:
         lines = [
             f"REGISTER sip:{SWITCH[0]} SIP/2.0",
-            f"Via: SIP/2.0/UDP {PHONE[0]}:{PHONE[1]};branch=z9hG4bK-reg-{cseq};rport",
+            f"Via: SIP/2.0/UDP {phone[0]}:{phone[1]};branch=z9hG4bK-reg-{user}-{cseq};rport",
             "Max-Forwards: 70",
             f"From: <sip:{user}@{SWITCH[0]}>;tag=ph1",
             f"To: <sip:{user}@{SWITCH[0]}>",
-            "Call-ID: reg-1@phone",
+            f"Call-ID: reg-{user}-{phone[1]}@phone",
             f"CSeq: {cseq} REGISTER",
-            f"Contact: <sip:{user}@{PHONE[0]}:{PHONE[1]}>",
-            "Expires: 600",
+            f"Contact: <sip:{user}@{phone[0]}:{phone[1]}>",
+            f"Expires: {expires}",
         ]
         if auth:
             lines.append(f"Authorization: {auth}")
         return "\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n"
 
-    (challenge,) = h.deliver(request(1, None), PHONE)
+    seq = 2 * h.registers.get((user, phone), 0)
+    h.registers[(user, phone)] = h.registers.get((user, phone), 0) + 1
+    (challenge,) = h.deliver(request(seq + 1, None), phone)
     assert isinstance(challenge, Response) and challenge.status == 401
     header = challenge.headers.get("www-authenticate") or ""
     auth = answer_challenge(
         header, "REGISTER", f"sip:{SWITCH[0]}", user, password, cnonce="c1", nc=1
     )
-    (ok,) = h.deliver(request(2, auth), PHONE)
+    (ok,) = h.deliver(request(seq + 2, auth), phone)
     assert isinstance(ok, Response)
     return ok
