@@ -276,7 +276,7 @@ class Endpoint:
             return 405 if method in KNOWN_ELSEWHERE else 501
         if request.uri.partition(":")[0].lower() not in URI_SCHEMES:
             return 416
-        if method != "OPTIONS" and request.headers.get("max-forwards") == "0":
+        if method != "OPTIONS" and request.max_forwards == 0:
             return 483
         if method not in ("CANCEL", "ACK") and self._unsupported(request):
             return 420

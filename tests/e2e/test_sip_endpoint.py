@@ -130,10 +130,12 @@ def test_unknown_number_from_trunk_gets_404(sw: Switch) -> None:
     assert response is not None and response.status == 404, statuses
 
 
-def test_max_forwards_zero_invite_gets_483(sw: Switch) -> None:
+@pytest.mark.parametrize("value", ["0", "00", "000"])
+def test_max_forwards_zero_invite_gets_483(sw: Switch, value: str) -> None:
+    """§20.22: Max-Forwards is a number; "00" is zero too (RFC 4475 wsinv has "0068")."""
     with SipPeer(("127.0.0.1", sw.sip_port)) as peer:
         call_id, data = invite(peer, sw, SERVICE_NUMBER)
-        data = data.replace(b"Max-Forwards: 70", b"Max-Forwards: 0")
+        data = data.replace(b"Max-Forwards: 70", b"Max-Forwards: " + value.encode())
         response, statuses = final(peer, data, call_id)
     assert response is not None and response.status == 483, statuses
     assert 200 not in statuses
