@@ -21,6 +21,8 @@ class OperatorSnapshot:
     calls_answered: int
     pending: str | None
     time_in_states: dict[OperatorState, float]
+    since: float
+    """When (monotonic seconds) the operator entered the current state."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +55,7 @@ class EngineViews(EngineCore):
             calls_answered=op.calls_answered,
             pending=op.pending.value if op.pending else None,
             time_in_states=op.time_in_states(now=now),
+            since=op.since,
         )
 
     def queue_names(self) -> list[str]:

@@ -47,10 +47,9 @@ def operator_view(api: SwitchApi, snapshot: OperatorSnapshot) -> dict[str, Any]:
         "pending": snapshot.pending,
         "time_in_states": {str(state): round(seconds, 3) for state, seconds in in_state.items()},
     }
-    since: float | None = getattr(snapshot, "since", None)
-    if since is not None:
-        view["since"] = (api.wall() - timedelta(seconds=now - since)).isoformat()
-        view["in_state_for"] = round(now - since, 3)
+    since = snapshot.since
+    view["since"] = (api.wall() - timedelta(seconds=now - since)).isoformat()
+    view["in_state_for"] = round(now - since, 3)
     return view
 
 

@@ -14,7 +14,7 @@ import uvloop
 
 from media.g729 import load_g729
 from routing.calendar import Calendar
-from routing.media_plane import MediaEvent
+from routing.media_plane import MediaEvent, RecordingFinished
 from server.api_runtime import ApiRuntime
 from server.config import Settings
 from server.core import Core
@@ -69,6 +69,13 @@ class Switch:
         self.api = ApiRuntime.for_switch(self)
 
     def _media_event(self, event: MediaEvent) -> None:
+        if isinstance(event, RecordingFinished):
+            # Before call control hangs up and forgets the call.
+            call = self.core.b2bua.calls.by_media_leg(event.leg)
+            if call is not None:
+                self.api.voicemail_recorded(
+                    call.service, event, caller=call.caller, call_id=call.call_id
+                )
         self.core.media_event(event, now=self.loop.time())
         self.driver.transmit()
 

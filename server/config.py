@@ -18,6 +18,7 @@ from ivr.check import check_services
 from ivr.config import ServiceConfig
 from ivr.prompts import parse_catalogue
 from routing.diversion import RicadutaConfig
+from server.mailer import MailSettings
 
 DEFAULT_CONFIG = Path("config/trentino.yaml")
 
@@ -163,6 +164,8 @@ class Settings(_Model):
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     queues: list[QueueConfig] = Field(default_factory=list)
     ricaduta: RicadutaConfig = RicadutaConfig()
+    mail: MailSettings | None = None
+    """The SMTP relay and the referents' mailboxes (callback forms, voicemail)."""
     prompts_dir: Path = Path("prompts")
     """The prompt catalogue and WAVs; relative to the configuration file's folder."""
 
