@@ -29,6 +29,7 @@ ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "REF
 KNOWN_ELSEWHERE = frozenset({"SUBSCRIBE", "PUBLISH", "MESSAGE", "UPDATE", "PRACK"})
 URI_SCHEMES = frozenset({"sip", "sips", "tel"})
 ACCEPT = "application/sdp"
+ACCEPT_ENCODING = "identity"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -280,10 +281,17 @@ class Endpoint:
             return 483
         if method not in ("CANCEL", "ACK") and self._unsupported(request):
             return 420
+        if method not in ("CANCEL", "ACK") and self._unknown_encodings(request):
+            return 415
         return None
 
     def _unsupported(self, request: Request) -> list[str]:
         return [t for t in request.headers.values("require") if t not in self.config.supported]
+
+    def _unknown_encodings(self, request: Request) -> list[str]:
+        """§8.2.3: a body in a content coding we cannot decode gets 415."""
+        codings = request.headers.values("content-encoding") if request.body else []
+        return [c for c in codings if c.lower() != ACCEPT_ENCODING]
 
     def _capabilities(self) -> tuple[tuple[str, str], ...]:
         return (
@@ -313,6 +321,8 @@ class Endpoint:
             return (("Allow", ", ".join(ALLOWED)),)
         if status == 420:
             return (("Unsupported", ", ".join(self._unsupported(request))),)
+        if status == 415:
+            return (("Accept-Encoding", ACCEPT_ENCODING),)
         return ()
 
     def _answer_oversize(self, data: bytes, addr: Addr, *, now: float) -> None:

@@ -157,6 +157,28 @@ def test_require_foo_gets_420_with_unsupported(sw: Switch) -> None:
     assert (response.header("Unsupported") or "").replace(" ", "") == "foo"
 
 
+@pytest.mark.parametrize("header", ["Content-Encoding: gzip", "e: deflate"])
+def test_unknown_content_encoding_gets_415(sw: Switch, header: str) -> None:
+    """§8.2.3: a body in a coding we cannot read gets 415 with Accept-Encoding."""
+    with SipPeer(("127.0.0.1", sw.sip_port)) as peer:
+        call_id, data = invite(peer, sw, SERVICE_NUMBER, header)
+        response, statuses = final(peer, data, call_id)
+    assert response is not None and response.status == 415, statuses
+    assert response.header("Accept-Encoding") == "identity"
+    assert 200 not in statuses
+
+
+def test_unknown_content_type_gets_415_with_one_accept(sw: Switch) -> None:
+    """RFC 4475 §3.3.6 (invut): 415 listing what we accept, once."""
+    with SipPeer(("127.0.0.1", sw.sip_port)) as peer:
+        uri = f"sip:{SERVICE_NUMBER}@127.0.0.1:{sw.sip_port}"
+        call_id, data = peer.request("INVITE", uri, "Content-Type: text/x-unknown", body="hi")
+        response, _ = final(peer, data, call_id)
+    assert response is not None and response.status == 415
+    accepts = [v for k, v in response.headers if k.lower() == "accept"]
+    assert accepts == ["application/sdp"], response.raw
+
+
 def test_options_capabilities(sw: Switch) -> None:
     """§11.2: Allow, Accept and Supported in the 200; Allow names what we serve."""
     with SipPeer(("127.0.0.1", sw.sip_port)) as peer:
