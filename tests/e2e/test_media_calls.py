@@ -1,0 +1,231 @@
+"""The media plane of a running `centralino serve`, heard from a trunk caller (issue 3).
+
+Calls offering PCMU only, PCMA only and G729 only are answered with that codec and hear
+the welcome prompt as RTP that decodes to the bundled WAV, paced at 50 packets/s with
+consecutive sequence numbers and timestamps; RFC 2833/4733 digits replayed from SIPp's
+captures and from an Asterisk capture are recognised (`digit` events in the log); an
+offer with no common codec gets 488 with a Warning; SIPp's per-codec trunk scenarios
+finish with exit code 0.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from caller import (
+    PROMPTS,
+    RtpPacket,
+    TrunkCall,
+    event_digits,
+    events_from_pcap,
+    read_events,
+    trentino_config,
+    wait_event,
+)
+from conftest import Switch, need, run_sipp, start_switch, stop_process
+
+from media import g711
+from media.g729 import load_g729
+from media.wav import read_wav
+
+pytestmark = pytest.mark.e2e
+
+NUMBER = "800228040"
+SIPP_PCAPS = Path("/usr/share/sip-tester")
+ASTERISK_PCAP = Path("/work/shared/corpus/pcap/asterisk_ulaw-2013785496_rtp_rfc2833.pcap")
+ASTERISK_DIGITS = "2013785496"  # the capture's known answer (issue 3)
+WELCOME = PROMPTS / "it" / "welcome-trentino-digitale.wav"
+PAYLOAD_TYPE = {"PCMU": 0, "PCMA": 8, "G729": 18}
+
+FRAME = 160  # samples per 20 ms packet at 8 kHz
+TRACEBACK = re.compile(r"Traceback \(most recent call last\)|Exception in callback")
+# Every SIPp digit capture but 9: 9 switches the welcome to English (languages.switch),
+# which would restart the prompt these calls measure.
+SIPP_DIGITS = {d: f"dtmf_2833_{d}.pcap" for d in "012345678"} | {
+    "*": "dtmf_2833_star.pcap",
+    "#": "dtmf_2833_pound.pcap",
+}
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trentino_config(tmp_path_factory.mktemp("media-config"), open_now=True)
+
+
+@pytest.fixture(scope="module")
+def rtp_range(config: Path) -> range:
+    rtp = yaml.safe_load(config.read_text())["rtp"]
+    return range(rtp["port_min"], rtp["port_max"] + 1)
+
+
+@pytest.fixture(scope="module")
+def sw(tmp_path_factory: pytest.TempPathFactory, config: Path) -> Iterator[Switch]:
+    switch = start_switch(tmp_path_factory.mktemp("media"), config)
+    yield switch
+    alive = switch.process.poll() is None
+    code = stop_process(switch.process)
+    assert alive, f"the switch died (exit {code}):\n{switch.log()[-4000:]}"
+    assert not TRACEBACK.search(switch.log()), switch.log()[-4000:]
+
+
+def target(switch: Switch) -> tuple[str, int]:
+    return ("127.0.0.1", switch.sip_port)
+
+
+def decoder(codec: str) -> Callable[[bytes], bytes]:
+    """One stream's decoder (G.729 keeps state from packet to packet)."""
+    if codec == "PCMU":
+        return g711.ulaw_to_linear
+    if codec == "PCMA":
+        return g711.alaw_to_linear
+    library = load_g729()
+    if library is None:
+        pytest.fail("libbcg729 is not installed, yet the switch answered G729")
+    return library.decoder().decode
+
+
+def envelope(pcm: bytes) -> list[float]:
+    """RMS level of each 20 ms frame of 16-bit little-endian PCM."""
+    samples = memoryview(pcm).cast("h")
+    frames = range(0, len(samples) - FRAME + 1, FRAME)
+    return [math.sqrt(sum(s * s for s in samples[i : i + FRAME]) / FRAME) for i in frames]
+
+
+def correlation(a: list[float], b: list[float]) -> float:
+    n = min(len(a), len(b))
+    a, b = a[:n], b[:n]
+    ma, mb = sum(a) / n, sum(b) / n
+    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True))
+    va = math.sqrt(sum((x - ma) ** 2 for x in a))
+    vb = math.sqrt(sum((y - mb) ** 2 for y in b))
+    return cov / (va * vb) if va and vb else 0.0
+
+
+def check_stream(packets: list[RtpPacket], payload_type: int) -> dict[str, float]:
+    """One RTP stream of consecutive 20 ms packets (RFC 3550 §5.1); returns its pacing
+    figures: packets/s, drift of the last packet against its timestamp, worst lateness."""
+    assert packets, "no RTP received"
+    assert {p.payload_type for p in packets} == {payload_type}
+    assert len({p.ssrc for p in packets}) == 1, "the SSRC changed inside one prompt"
+    assert packets[0].marker, "the first packet of a talkspurt carries the marker bit"
+    for before, after in itertools.pairwise(packets):
+        assert (after.seq - before.seq) & 0xFFFF == 1, (before.seq, after.seq)
+        assert (after.timestamp - before.timestamp) & 0xFFFFFFFF == FRAME
+    first, last = packets[0], packets[-1]
+    span = last.arrival - first.arrival
+    offsets = [
+        (p.arrival - first.arrival) - ((p.timestamp - first.timestamp) & 0xFFFFFFFF) / 8000
+        for p in packets
+    ]
+    return {
+        "packets_per_s": (len(packets) - 1) / span,
+        "drift_s": offsets[-1],
+        "worst_s": max(offsets, key=abs),
+    }
+
+
+def welcome_packets(call: TrunkCall, frames: int, timeout: float) -> list[RtpPacket]:
+    deadline = time.monotonic() + timeout
+    while len(call.rtp.packets()) < frames and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return call.rtp.packets()[:frames]
+
+
+def send_digits(call: TrunkCall, digits: str) -> None:
+    for digit in digits:
+        assert call.send_digit_pcap(SIPP_PCAPS / SIPP_DIGITS[digit]) == digit
+        time.sleep(0.1)
+
+
+def digits_logged(switch: Switch, call_id: str, count: int) -> str:
+    events = wait_event(switch.data_dir, call_id, "digit", timeout=5, count=count)
+    return "".join(e["data"]["digit"] for e in events if e["kind"] == "digit")
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA", "G729"])
+def test_one_codec_offer_hears_the_welcome_and_is_heard(
+    sw: Switch, rtp_range: range, codec: str
+) -> None:
+    need("sipp")  # the digit captures come with SIPp
+    reference = read_wav(WELCOME.read_bytes())
+    frames = len(reference) // 2 // FRAME
+    with TrunkCall(target(sw), NUMBER, codecs=[codec]) as call:
+        assert call.invite().status == 200
+        assert call.sdp is not None
+        assert call.sdp.codec == codec
+        assert call.sdp.payload_types == (PAYLOAD_TYPE[codec], 101)
+        assert call.sdp.telephone_event == 101
+        time.sleep(0.3)
+        send_digits(call, "".join(SIPP_DIGITS))
+        packets = welcome_packets(call, frames, timeout=frames * 0.02 + 3)
+        sources = set(call.rtp.sources)
+        assert call.hang_up() == 200
+    assert len(packets) == frames
+    assert sources == {(call.sdp.host, call.sdp.port)}, "RTP comes from the answered port"
+    assert call.sdp.port in rtp_range and call.sdp.port % 2 == 0
+    figures = check_stream(packets, PAYLOAD_TYPE[codec])
+    print(f"\n{codec}: {figures}")
+    assert 49.0 <= figures["packets_per_s"] <= 51.0, figures
+    assert abs(figures["drift_s"]) < 0.1, figures
+    decode = decoder(codec)
+    heard = b"".join(decode(p.payload) for p in packets)
+    if codec == "G729":
+        level = correlation(envelope(heard), envelope(reference))
+        energy = sum(envelope(heard)) / sum(envelope(reference))
+        print(f"G729 envelope correlation {level:.3f}, energy ratio {energy:.2f}")
+        assert level > 0.9 and 0.5 < energy < 2.0, (level, energy)
+    else:
+        encode = g711.linear_to_ulaw if codec == "PCMU" else g711.linear_to_alaw
+        assert heard == decode(encode(reference[: len(heard)]))
+    assert digits_logged(sw, call.call_id, len(SIPP_DIGITS)) == "".join(SIPP_DIGITS)
+
+
+@pytest.mark.parametrize(("codec", "event_pt"), [("PCMU", 101), ("PCMA", 96), ("G729", 110)])
+def test_asterisk_capture_digits_are_recognised(sw: Switch, codec: str, event_pt: int) -> None:
+    """The capture's events (payload type 101, Asterisk's SSRC) are rewritten to the
+    payload type we offered, our SSRC and our clock; the silences between digits are
+    shortened so that all ten fit in the welcome."""
+    packets = events_from_pcap(ASTERISK_PCAP, max_gap=0.15)
+    assert event_digits(packets) == ASTERISK_DIGITS
+    with TrunkCall(target(sw), NUMBER, codecs=[codec], telephone_event=event_pt) as call:
+        assert call.invite().status == 200
+        assert call.sdp is not None and call.sdp.telephone_event == event_pt
+        time.sleep(0.3)
+        call.send_events(packets)
+        logged = digits_logged(sw, call.call_id, len(ASTERISK_DIGITS))
+    assert logged == ASTERISK_DIGITS
+
+
+@pytest.mark.parametrize("offer", [["3/GSM"], ["9/G722", "3/GSM"]])
+def test_no_common_codec_gets_488_with_a_warning(sw: Switch, offer: list[str]) -> None:
+    with TrunkCall(target(sw), NUMBER, codecs=offer) as call:
+        answer = call.invite()
+        assert answer.status == 488
+        warning = answer.header("warning") or ""
+        assert re.match(r'^3\d\d \S+ ".+"$', warning), warning
+        assert call.answer is None
+    events = read_events(sw.data_dir, call.call_id)
+    assert events == [], "a refused call never entered the IVR"
+
+
+@pytest.mark.parametrize("codec", ["pcmu", "pcma", "g729"])
+def test_sipp_trunk_call_per_codec(sw: Switch, codec: str) -> None:
+    need("sipp")
+    args = ["-m", "1", "-s", NUMBER, "-key", "welcome_ms", "800", "-key", "hold_ms", "1200"]
+    args += ["-key", "digit_pcap", str(SIPP_PCAPS / "dtmf_2833_5.pcap")]
+    args += ["-cid_str", f"sipp-{codec}-%u-%p@%s"]
+    done = run_sipp(f"trunk-call-{codec}.xml", sw.sip, *args, timeout=30)
+    assert done.returncode == 0, done.stdout.decode(errors="replace")[-3000:]
+    time.sleep(0.7)  # the event log commits every 0.5 s
+    ours = [
+        e for e in read_events(sw.data_dir) if (e["call_id"] or "").startswith(f"sipp-{codec}-")
+    ]
+    assert [e["kind"] for e in ours if e["kind"] in ("digit", "ended")] == ["digit", "ended"]
+    assert next(e["data"]["digit"] for e in ours if e["kind"] == "digit") == "5"
