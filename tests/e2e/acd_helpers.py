@@ -7,6 +7,7 @@ Every wait is bounded, and every process started here is ended by PID (`stop_pro
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import subprocess
 import time
@@ -17,7 +18,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from conftest import ROOT, SCENARIOS, Switch, free_udp_port, need, stop_process
+from conftest import (
+    ROOT,
+    SCENARIOS,
+    Switch,
+    free_tcp_port,
+    free_udp_port,
+    need,
+    stop_process,
+)
 
 NUMBER = "800999001"
 SERVICE = "acd-test"
@@ -93,6 +102,40 @@ class Sipp:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+BARESIP_CONFIG = """poll_method epoll
+sip_listen 127.0.0.1:{sip}
+audio_source ausine,440
+ausrc_srate 48000
+ausrc_channels 2
+audio_player aubridge,nil
+audio_alert aubridge,nil
+module_path /usr/lib/baresip/modules
+module g711.so
+module ausine.so
+module aufile.so
+module aubridge.so
+module_tmp uuid.so
+module_tmp account.so
+module_app menu.so
+module_app ctrl_tcp.so
+ctrl_tcp_listen 127.0.0.1:{ctrl}
+"""
+
+
+@dataclass
+class Baresip(Sipp):
+    """baresip, headless (docs TOOLS.md), with its ctrl_tcp port for commands."""
+
+    ctrl: int = 0
+
+    def command(self, command: str, params: str = "") -> str:
+        """Send one netstring JSON command and return the raw answer (bounded, 5 s)."""
+        body = json.dumps({"command": command, "params": params, "token": "t"}).encode()
+        with socket.create_connection(("127.0.0.1", self.ctrl), timeout=5) as conn:
+            conn.sendall(str(len(body)).encode() + b":" + body + b",")
+            return conn.recv(65536).decode(errors="replace")
+
+
 @dataclass
 class Processes:
     """Every SIPp a test started, ended by PID when the test ends."""
@@ -133,6 +176,28 @@ class Processes:
         for key, value in keys.items():
             args += ["-key", key, str(value)]
         return self.sipp(f"phone-{operator}", switch.sip, *args, timeout=life_ms / 1000 + 30)
+
+    def baresip(self, switch: Switch, operator: str) -> Baresip:
+        """A real softphone (baresip) registered as `operator`, driven over ctrl_tcp."""
+        folder = self.tmp / f"baresip-{operator}"
+        folder.mkdir(parents=True, exist_ok=True)
+        ctrl = free_tcp_port()
+        config = BARESIP_CONFIG.format(sip=free_udp_port(), ctrl=ctrl)
+        (folder / "config").write_text(config, encoding="utf-8")
+        account = f"<sip:{operator}@{switch.sip}>;auth_pass={PASSWORDS[operator]}"
+        account += ";answermode=auto;regint=60;audio_codecs=PCMU,PCMA\n"
+        (folder / "accounts").write_text(account, encoding="utf-8")
+        log_path = folder / "baresip.out"
+        with log_path.open("wb") as out:
+            proc = subprocess.Popen(
+                [need("baresip"), "-f", str(folder), "-t", "120"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        phone = Baresip(f"baresip-{operator}", proc, log_path, ctrl)
+        self.started.append(phone)
+        return phone
 
     def callers(
         self, switch: Switch, scenario: str, count: int, *, rate: float = 1.0, **keys: str
