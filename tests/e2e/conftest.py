@@ -96,12 +96,15 @@ def start_switch(tmp: Path, config: Path | None = None, *extra: str) -> Switch:
     raise RuntimeError(f"centralino did not become healthy:\n{switch.log()}")
 
 
-def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
-    """End a process by PID, bounded: SIGTERM, then SIGKILL after 10 s."""
+def stop_process(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 15
+) -> int:
+    """End a process by PID, bounded: `sig`, then SIGKILL after `timeout` seconds (more
+    than serve's default --drain-seconds of 10, so a call left up is drained, not killed)."""
     if proc.poll() is None:
         proc.send_signal(sig)
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
