@@ -117,7 +117,12 @@ def offer(b2bua: B2bua, call: CallerLeg, command: ac.OfferCall, *, now: float) -
         return
     binding = bindings[0]
     media_leg = f"{call.call_id}/{command.operator}"
-    local = b2bua.media.open_leg(media_leg)
+    local = b2bua.open_leg(media_leg)
+    if local is None:
+        b2bua.acd.offer_rejected(
+            call.call_id, command.operator, reason=ac.OfferFailure.UNREACHABLE, now=now
+        )
+        return
     codecs = sorted(b2bua.config.codecs, key=lambda c: c.name != call.media.codec.name)
     sdp = build_offer(
         codecs=codecs, local_addr=local[0], local_port=local[1], session_id=b2bua.next_session()

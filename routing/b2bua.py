@@ -234,10 +234,14 @@ class B2bua:
             self.emit(EventKind.ARRIVED, call, now=now, data={"caller": call.caller})
             ivr_glue.start(self, call, now=now)
 
-    def open_answer(self, offer: SessionDescription, media_leg: str) -> Answer | NoCommonCodec:
+    def open_answer(
+        self, offer: SessionDescription, media_leg: str
+    ) -> Answer | NoCommonCodec | None:
         """Open a media leg and answer an SDP offer on it (RFC 3264 §6); the leg is
-        closed again when no codec is common."""
-        local = self.media.open_leg(media_leg)
+        closed again when no codec is common. None when no RTP port is free."""
+        local = self.open_leg(media_leg)
+        if local is None:
+            return None
         answer = negotiate(
             offer,
             supported=self.config.codecs,
@@ -250,6 +254,14 @@ class B2bua:
         if isinstance(answer, NoCommonCodec):
             self.media.close_leg(media_leg)
         return answer
+
+    def open_leg(self, media_leg: str) -> Addr | None:
+        """Open a media leg; None (logged) when the RTP port range is exhausted."""
+        try:
+            return self.media.open_leg(media_leg)
+        except OSError as exc:
+            log.error("no media for %s: %s", media_leg, exc)
+            return None
 
     def contact(self) -> str:
         """Our Contact header value (RFC 3261 §8.1.1.8)."""

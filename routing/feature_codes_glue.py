@@ -159,6 +159,9 @@ def _negotiate(b2bua: B2bua, event: IncomingRequest, media_leg: str) -> bytes | 
         _refuse(b2bua, event, 488, f"unreadable SDP: {exc}", now=event.at)
         return None
     answer = b2bua.open_answer(offer, media_leg)
+    if answer is None:
+        _refuse(b2bua, event, 503, "no media port free", now=event.at)
+        return None
     if isinstance(answer, NoCommonCodec):
         _refuse(b2bua, event, 488, "no common codec", now=event.at)
         return None

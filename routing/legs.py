@@ -121,7 +121,8 @@ def operator_invite(
 
 def answer_trunk_call(b2bua: B2bua, event: IncomingRequest, *, now: float) -> CallerLeg | None:
     """Admit a trunk INVITE and answer it at once with our SDP (RFC 3264 §6), or refuse
-    it (404, 415, 406, 400 for unreadable SDP, 488 with no common codec)."""
+    it (404, 415, 406, 400 for unreadable SDP, 488 with no common codec, 503 with no
+    RTP port free)."""
     request, key, addr = event.request, event.key, event.addr
     verdict = admit_invite(request, b2bua.dialplan)
     if not isinstance(verdict, Admitted):
@@ -135,6 +136,11 @@ def answer_trunk_call(b2bua: B2bua, event: IncomingRequest, *, now: float) -> Ca
         return None
     media_leg = f"{request.call_id}/caller"
     answer = b2bua.open_answer(offer, media_leg)
+    if answer is None:
+        # §21.5.4: overloaded for now (no RTP port free); the trunk may retry elsewhere.
+        extra = (("Retry-After", "5"),)
+        b2bua.endpoint.reply(request, key, addr, 503, now=now, extra=extra)
+        return None
     if isinstance(answer, NoCommonCodec):
         warning = ("Warning", answer.warning)
         b2bua.endpoint.reply(request, key, addr, 488, now=now, extra=(warning,))

@@ -57,8 +57,12 @@ class FakeMedia:
     calls: list[tuple[str, object]] = field(default_factory=list)
     next_port: int = 20000
     open: set[str] = field(default_factory=set)
+    exhausted: bool = False
+    """Every open_leg fails, as the runtime's when the RTP port range is full."""
 
     def open_leg(self, leg: str) -> tuple[str, int]:
+        if self.exhausted:
+            raise OSError(98, "no free RTP port pair")
         self.next_port += 2
         self.open.add(leg)
         self.calls.append(("open", leg))

@@ -3,7 +3,7 @@ switch and operators' phones (RFC 3261 §9.1 CANCEL, §13.2.2.4 2xx and ACK, §1
 
 from __future__ import annotations
 
-from b2bua_harness import TRUNK, Harness, in_dialog, make_harness, register
+from b2bua_harness import TRUNK, Harness, in_dialog, invite, make_harness, register
 from phones import (
     PHONES,
     answer,
@@ -202,3 +202,26 @@ def test_offers_released_long_ago_are_forgotten() -> None:
     h.advance(40.0)  # the phone never answered the CANCEL: the INVITE gives up
     assert h.core.b2bua.calls.lingering == 0
     assert len(h.core.b2bua.dialogs) == 0
+
+
+def test_no_rtp_port_for_a_new_call_gets_503() -> None:
+    h = make_harness()
+    h.media.exhausted = True
+    (refused,) = finals(h.deliver(invite(), TRUNK))
+    assert refused.status == 503 and refused.headers.get("retry-after") == "5"
+    assert h.core.active_calls() == 0
+
+
+def test_no_rtp_port_for_an_offer_keeps_the_caller_waiting() -> None:
+    h = two_operators()
+    queue_call(h)
+    assert sent_requests(h, "INVITE")  # offered to 1001 while ports were free
+    h.deliver(in_dialog("BYE", queue_call(h, "call-2@pbx"), cseq=2, source=TRUNK), TRUNK)
+    h.media.exhausted = True
+    invites = len(sent_requests(h, "INVITE"))
+    respond(h, offer_to(h, "1001"), 486, tag="a1", operator="1001")  # next: 1002, no port
+    assert len(sent_requests(h, "INVITE")) == invites
+    assert h.core.active_calls() == 1
+    assert state(h, "1002") is OperatorState.AVAILABLE
+    assert EventKind.ABANDONED in h.kinds()  # call-2 only
+    assert [f["call_id"] for f in data_of(h, EventKind.ABANDONED)] == ["call-2@pbx"]
