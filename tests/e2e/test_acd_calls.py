@@ -197,6 +197,31 @@ def test_phone_disappearing_mid_offer_the_call_is_offered_again(
         stop_process(switch.process)
 
 
+def test_phone_unregistering_mid_offer_the_call_is_offered_again_at_once(
+    tmp_path: Path, procs: Processes
+) -> None:
+    switch = serve(tmp_path, ring_timeout=30.0)
+    try:
+        # 1001 rings without answering, unregisters 4 s after registering and exits
+        # (SIPp ends its ringing call as it goes).
+        procs.phone(switch, "1001", kind="noanswer", life_ms=4000)
+        wait_registered(switch, 1)
+        time.sleep(0.3)
+        procs.phone(switch, "1002", ring_ms=300, talk_ms=1000, life_ms=40000)
+        wait_registered(switch, 2)
+        started = time.monotonic()
+        caller = procs.callers(switch, "caller-wait.xml", 1)
+        assert caller.wait(30) == 0, caller.output()[-3000:]
+        # Re-offered when the binding went, long before the 30 s ring timeout.
+        assert time.monotonic() - started < 15
+        log = events(switch)
+        assert [e.operator for e in of_kind(log, "offered")] == ["1001", "1002"]
+        assert [e.operator for e in of_kind(log, "answered")] == ["1002"]
+        assert all(state != "paused" for state, _ in operator_states(log, "1001"))
+    finally:
+        stop_process(switch.process)
+
+
 def phone_trace(procs: Processes, operator: str) -> str:
     """What the phone's SIPp saw and sent (its -trace_msg file)."""
     folder = procs.tmp / f"phone-{operator}"

@@ -256,6 +256,6 @@ def register(
     auth = answer_challenge(
         header, "REGISTER", f"sip:{SWITCH[0]}", user, password, cnonce="c1", nc=1
     )
-    (ok,) = h.deliver(request(seq + 2, auth), phone)
-    assert isinstance(ok, Response)
+    # The registration change may move calls on: keep only the REGISTER's answer.
+    (ok,) = [m for m in h.deliver(request(seq + 2, auth), phone) if isinstance(m, Response)]
     return ok

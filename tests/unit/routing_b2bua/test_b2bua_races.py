@@ -225,3 +225,16 @@ def test_no_rtp_port_for_an_offer_keeps_the_caller_waiting() -> None:
     assert state(h, "1002") is OperatorState.AVAILABLE
     assert EventKind.ABANDONED in h.kinds()  # call-2 only
     assert [f["call_id"] for f in data_of(h, EventKind.ABANDONED)] == ["call-2@pbx"]
+
+
+def test_phone_unregistering_while_ringing_is_cancelled_and_the_call_offered_again() -> None:
+    h = two_operators()
+    queue_call(h)
+    first = offer_to(h, "1001")
+    respond(h, first, 180, tag="a1", operator="1001")
+    assert register(h, "1001", "demo1001", phone=PHONES["1001"], expires=0).status == 200
+    cancels = sent_requests(h, "CANCEL")
+    assert [m.call_id for m, _ in cancels] == [first.call_id]
+    assert offer_to(h, "1002").headers.get("x-centralino-call-id") == "call-1@pbx"
+    assert state(h, "1001") is OperatorState.AVAILABLE  # not to blame: not paused
+    assert "call-1@pbx/1001" not in h.media.open
