@@ -158,6 +158,8 @@ class Peers:
                 data, ancillary, _flags, _addr = sock.recvmsg(2048, 64)
             except OSError:
                 return
+            if len(data) < 12 or 192 <= data[1] <= 223:
+                continue  # the runtime's RTCP report to a port that happens to be ours
             self.received[index] += 1
             if self.measuring and ancillary:
                 seconds, nanoseconds = TIMESPEC.unpack_from(ancillary[0][2])
