@@ -28,11 +28,11 @@ SCENARIOS = ROOT / "sipp-scenarios"
 CENTRALINO = Path(sys.executable).with_name("centralino")
 
 
-def free_udp_port() -> int:
+def free_udp_port(host: str = "127.0.0.1", family: int = socket.AF_INET) -> int:
     """An even UDP port free on loopback (and its +1), for SIP or media."""
     for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((host, 0))
             port = int(s.getsockname()[1])
         if port % 2 == 0 and port < 65000:
             return port
@@ -54,10 +54,16 @@ class Switch:
     http_port: int
     data_dir: Path
     log_path: Path
+    sip_host: str = "127.0.0.1"
 
     @property
     def sip(self) -> str:
-        return f"127.0.0.1:{self.sip_port}"
+        """HOST:PORT of the SIP socket, as SIPp and `--sip` take it."""
+        return f"{hostport(self.sip_host)}:{self.sip_port}"
+
+    @property
+    def sip_addr(self) -> tuple[str, int]:
+        return (self.sip_host, self.sip_port)
 
     def http_get(self, path: str) -> tuple[int, bytes]:
         url = f"http://127.0.0.1:{self.http_port}{path}"
@@ -71,17 +77,26 @@ class Switch:
         return self.log_path.read_text(errors="replace")
 
 
-def start_switch(tmp: Path, config: Path | None = None, *extra: str) -> Switch:
-    sip_port, http_port = free_udp_port(), free_tcp_port()
+def hostport(host: str) -> str:
+    """An IPv6 address in brackets (RFC 3261 §19.1.1 hostport), anything else as is."""
+    return f"[{host}]" if ":" in host else host
+
+
+def start_switch(
+    tmp: Path, config: Path | None = None, *extra: str, sip_host: str = "127.0.0.1"
+) -> Switch:
+    """`centralino serve` on free ports (SIP on `sip_host`), healthy within 20 s."""
+    family = socket.AF_INET6 if ":" in sip_host else socket.AF_INET
+    sip_port, http_port = free_udp_port(sip_host, family), free_tcp_port()
     log_path = tmp / "centralino.log"
-    args = [str(CENTRALINO), "serve", "--sip", f"127.0.0.1:{sip_port}"]
+    args = [str(CENTRALINO), "serve", "--sip", f"{hostport(sip_host)}:{sip_port}"]
     args += ["--http", f"127.0.0.1:{http_port}", "--data", str(tmp / "var")]
     if config is not None:
         args += ["--config", str(config)]
     args += list(extra)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    switch = Switch(proc, sip_port, http_port, tmp / "var", log_path)
+    switch = Switch(proc, sip_port, http_port, tmp / "var", log_path, sip_host)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -214,9 +229,10 @@ class SipPeer:
 
     def __init__(self, target: tuple[str, int], source: str = "127.0.0.1") -> None:
         self.target = target
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        family = socket.AF_INET6 if ":" in source else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.bind((source, 0))
-        self.host, self.port = self.sock.getsockname()
+        self.host, self.port = source, int(self.sock.getsockname()[1])
 
     def close(self) -> None:
         self.sock.close()
@@ -257,15 +273,16 @@ class SipPeer:
         """A well-formed request from this peer; returns (Call-ID, bytes)."""
         n = next(_counter)
         call_id = call_id or f"e2e-{os.getpid()}-{n}@{self.host}"
+        me = f"{hostport(self.host)}:{self.port}"
         lines = [
             f"{method} {uri} SIP/2.0",
-            f"Via: SIP/2.0/UDP {self.host}:{self.port};branch=z9hG4bK-e2e-{os.getpid()}-{n};rport",
+            f"Via: SIP/2.0/UDP {me};branch=z9hG4bK-e2e-{os.getpid()}-{n};rport",
             "Max-Forwards: 70",
-            f"From: <sip:tester@{self.host}:{self.port}>;tag=e2e{n}",
+            f"From: <sip:tester@{me}>;tag=e2e{n}",
             f"To: <{uri}>",
             f"Call-ID: {call_id}",
             f"CSeq: {n} {cseq_method or method}",
-            f"Contact: <sip:tester@{self.host}:{self.port}>",
+            f"Contact: <sip:tester@{me}>",
             *extra,
             f"Content-Length: {len(body.encode())}",
             "",
@@ -275,7 +292,7 @@ class SipPeer:
 
     def options(self, timeout: float = 2.0) -> SipResponse | None:
         """Send one OPTIONS and return its final response (None if none came)."""
-        uri = f"sip:{self.target[0]}:{self.target[1]}"
+        uri = f"sip:{hostport(self.target[0])}:{self.target[1]}"
         call_id, data = self.request("OPTIONS", uri, "Accept: application/sdp")
         self.send(data)
         return self.final_for(call_id, timeout)
@@ -294,7 +311,7 @@ class SipPeer:
         order, so once the OPTIONS is answered every answer to `data` has been sent.
         Returns the other responses and whether the OPTIONS got its 200."""
         self.send(data)
-        uri = f"sip:{self.target[0]}:{self.target[1]}"
+        uri = f"sip:{hostport(self.target[0])}:{self.target[1]}"
         call_id, ping = self.request("OPTIONS", uri)
         self.send(ping)
         got: list[SipResponse] = []
@@ -327,3 +344,12 @@ def write_config(
     path = tmp / name
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
+
+
+def need_ipv6() -> None:
+    """Skip when the machine has no IPv6 loopback (some containers disable it)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")

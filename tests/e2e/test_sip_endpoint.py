@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import (
@@ -13,6 +14,7 @@ from conftest import (
     SipPeer,
     SipResponse,
     Switch,
+    need_ipv6,
     run_sipp,
     start_switch,
     stop_process,
@@ -188,3 +190,23 @@ def test_options_capabilities(sw: Switch) -> None:
     assert {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER"} <= allow
     assert "application/sdp" in (response.header("Accept") or "")
     assert any(k.lower() == "supported" for k, _ in response.headers)
+
+
+def test_ipv6_options_and_unknown_number(tmp_path: Path) -> None:
+    """SIP over IPv6 (issue 2, §3): from ::1, the trunk's IPv6 address, OPTIONS gets 200
+    and an INVITE to an unknown number 404, like over IPv4."""
+    need_ipv6()
+    switch = start_switch(tmp_path, sip_host="::1")
+    try:
+        with SipPeer(switch.sip_addr, source="::1") as peer:
+            response = peer.options()
+            assert response is not None and response.status == 200
+            via = response.header("Via") or ""
+            assert f"rport={peer.port}" in via, via
+            uri = f"sip:{UNKNOWN_NUMBER}@{switch.sip}"
+            call_id, data = peer.request("INVITE", uri, "Content-Type: application/sdp", body=SDP)
+            refused, statuses = final(peer, data, call_id)
+            assert refused is not None and refused.status == 404, statuses
+    finally:
+        stop_process(switch.process)
+    assert not TRACEBACK.search(switch.log()), switch.log()[-3000:]

@@ -28,6 +28,7 @@ from conftest import (
     SipPeer,
     SipResponse,
     Switch,
+    need_ipv6,
     start_switch,
     stop_process,
     with_rport,
@@ -150,6 +151,18 @@ def torture_switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Switch]
     assert not TRACEBACK.search(sw.log()), sw.log()[-4000:]
 
 
+@pytest.fixture(scope="module")
+def torture_switch_v6(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Switch]:
+    """The switch on [::1] (the trunk's IPv6 address in config/trentino.yaml)."""
+    need_ipv6()
+    sw = start_switch(tmp_path_factory.mktemp("torture6"), sip_host="::1")
+    yield sw
+    alive = sw.process.poll() is None
+    code = stop_process(sw.process)
+    assert alive, f"the switch died (exit {code}):\n{sw.log()[-4000:]}"
+    assert not TRACEBACK.search(sw.log()), sw.log()[-4000:]
+
+
 def finals(responses: list[SipResponse]) -> list[SipResponse]:
     return [r for r in responses if r.status >= 200]
 
@@ -173,6 +186,24 @@ def test_torture_message_verdict(
     assert pinged, f"{name}: OPTIONS unanswered afterwards"
     observed = statuses or [0]
     assert len(observed) == 1 and observed[0] in allowed, f"{name}: {statuses} not in {allowed}"
+
+
+def rfc5118_cases() -> list[tuple[str, bytes, frozenset[int]]]:
+    return [c for c in corpus_cases() if c[0].startswith("rfc5118/")]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "allowed"), rfc5118_cases(), ids=[c[0] for c in rfc5118_cases()]
+)
+def test_rfc5118_over_ipv6(
+    torture_switch_v6: Switch, name: str, data: bytes, allowed: frozenset[int]
+) -> None:
+    """The IPv6 torture messages over IPv6, from ::1 (a trunk address): same verdicts."""
+    with SipPeer(torture_switch_v6.sip_addr, source="::1") as peer:
+        got, pinged = peer.exchange(unique_branch(with_rport(data)))
+    statuses = [r.status for r in finals(got)] or [0]
+    assert pinged, f"{name}: OPTIONS over IPv6 unanswered afterwards"
+    assert len(statuses) == 1 and statuses[0] in allowed, f"{name}: {statuses} not in {allowed}"
 
 
 def answer_to(switch: Switch, name: str) -> SipResponse:
