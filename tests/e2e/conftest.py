@@ -5,6 +5,7 @@ Every wait is bounded and every process started here is ended by PID.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import re
@@ -353,3 +354,85 @@ def need_ipv6() -> None:
             s.bind(("::1", 0))
     except OSError:
         pytest.skip("no IPv6 loopback here")
+
+
+# -- digest REGISTER from a raw peer (RFC 3261 §10.2, RFC 7616 §3.4 with MD5) --------------
+
+_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
+
+
+def digest_params(challenge: str) -> dict[str, str]:
+    """The parameters of a `Digest ...` challenge."""
+    return {m[1].lower(): m[2] if m[2] is not None else m[3] for m in _PARAM.finditer(challenge)}
+
+
+def digest_authorization(
+    challenge: str, *, user: str, password: str, method: str, uri: str, nc: int = 1
+) -> str:
+    """An Authorization value answering an MD5 qop=auth challenge."""
+    p = digest_params(challenge)
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode()).hexdigest()
+
+    ha1, ha2, cnonce = md5(f"{user}:{p['realm']}:{password}"), md5(f"{method}:{uri}"), "e2e0c"
+    response = md5(f"{ha1}:{p['nonce']}:{nc:08x}:{cnonce}:auth:{ha2}")
+    return (
+        f'Digest username="{user}", realm="{p["realm"]}", nonce="{p["nonce"]}", uri="{uri}",'
+        f' response="{response}", algorithm=MD5, qop=auth, nc={nc:08x}, cnonce="{cnonce}"'
+    )
+
+
+@dataclass
+class Registration:
+    """One REGISTER dialogue of a raw peer: same Call-ID, growing CSeq (§10.2.4)."""
+
+    peer: SipPeer
+    aor_user: str
+    call_id: str = ""
+    cseq: int = 0
+    last_auth: str = ""
+
+    def send(
+        self, *headers: str, contact: str | None = None, auth: str | None = None
+    ) -> SipResponse | None:
+        """One REGISTER; returns its final response."""
+        self.cseq += 1
+        host = f"{hostport(self.peer.target[0])}:{self.peer.target[1]}"
+        me = f"{hostport(self.peer.host)}:{self.peer.port}"
+        self.call_id = self.call_id or f"reg-{os.getpid()}-{next(_counter)}@e2e"
+        lines = [
+            f"REGISTER sip:{host} SIP/2.0",
+            f"Via: SIP/2.0/UDP {me};branch=z9hG4bK-reg-{os.getpid()}-{next(_counter)};rport",
+            "Max-Forwards: 70",
+            f"From: <sip:{self.aor_user}@{host}>;tag=r{os.getpid()}",
+            f"To: <sip:{self.aor_user}@{host}>",
+            f"Call-ID: {self.call_id}",
+            f"CSeq: {self.cseq} REGISTER",
+            f"Contact: {contact or f'<sip:{self.aor_user}@{me}>'}",
+            *headers,
+            *([f"Authorization: {auth}"] if auth else []),
+            "Content-Length: 0",
+            "",
+            "",
+        ]
+        self.peer.send("\r\n".join(lines).encode())
+        return self.peer.final_for(self.call_id, timeout=3.0)
+
+    def authenticated(
+        self, *headers: str, user: str, password: str, contact: str | None = None
+    ) -> SipResponse | None:
+        """REGISTER, then again with credentials for the 401's challenge."""
+        first = self.send(*headers, contact=contact)
+        if first is None or first.status != 401:
+            return first
+        uri = f"sip:{hostport(self.peer.target[0])}:{self.peer.target[1]}"
+        auth = digest_authorization(
+            first.header("WWW-Authenticate") or "",
+            user=user,
+            password=password,
+            method="REGISTER",
+            uri=uri,
+        )
+        self.last_auth = auth
+        return self.send(*headers, contact=contact, auth=auth)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import (
     TRACEBACK,
+    Registration,
     SipPeer,
     SipResponse,
     Switch,
@@ -210,3 +211,81 @@ def test_ipv6_options_and_unknown_number(tmp_path: Path) -> None:
     finally:
         stop_process(switch.process)
     assert not TRACEBACK.search(switch.log()), switch.log()[-3000:]
+
+
+# -- the registrar's checks (RFC 3261 §10.3) -------------------------------------------------
+
+
+def unregister_all(sw: Switch, user: str, source: str = "127.0.0.1") -> None:
+    with SipPeer(sw.sip_addr, source=source) as peer:
+        done = Registration(peer, user).authenticated(
+            "Expires: 0", contact="*", user=user, password=f"demo{user}"
+        )
+    assert done is not None and done.status == 200
+
+
+def test_register_below_min_expires_gets_423(sw: Switch) -> None:
+    with SipPeer(sw.sip_addr) as peer:
+        response = Registration(peer, "1002").authenticated(
+            "Expires: 5", user="1002", password="demo1002"
+        )
+    assert response is not None and response.status == 423
+    assert response.header("Min-Expires") == "60"  # sip.min_expires in trentino.yaml
+
+
+def test_register_wildcard_with_nonzero_expires_gets_400(sw: Switch) -> None:
+    """§10.3 step 6: `Contact: *` is only allowed with Expires 0."""
+    with SipPeer(sw.sip_addr) as peer:
+        response = Registration(peer, "1002").authenticated(
+            "Expires: 60", contact="*", user="1002", password="demo1002"
+        )
+    assert response is not None and response.status == 400
+
+
+def test_register_for_another_operator_is_refused(sw: Switch) -> None:
+    """§10.3 step 4: 1002's credentials never bind 1001's address-of-record."""
+    before = registrations(sw)
+    with SipPeer(sw.sip_addr) as peer:
+        response = Registration(peer, "1001").authenticated(user="1002", password="demo1002")
+    assert response is not None and response.status == 403
+    assert registrations(sw) == before
+
+
+def test_refresh_keeps_one_binding_and_replayed_credentials_fail(sw: Switch) -> None:
+    """A refresh (same Call-ID, higher CSeq) keeps one binding; the same nonce-count
+    sent again in a new request is a replay (RFC 7616 §3.4) and is not accepted."""
+    before = registrations(sw)
+    with SipPeer(sw.sip_addr) as peer:
+        reg = Registration(peer, "1002")
+        first = reg.authenticated("Expires: 60", user="1002", password="demo1002")
+        assert first is not None and first.status == 200
+        assert registrations(sw) == before + 1
+        again = reg.authenticated("Expires: 60", user="1002", password="demo1002")
+        assert again is not None and again.status == 200
+        assert registrations(sw) == before + 1
+        replay = reg.send("Expires: 60", auth=reg.last_auth)
+        assert replay is not None and replay.status == 401, replay
+    assert "registration 1002 refreshed" in sw.log()
+    unregister_all(sw, "1002")
+    assert registrations(sw) == before
+
+
+def test_registered_phone_is_let_in_but_not_to_call_unauthenticated(sw: Switch) -> None:
+    """A registered phone's address (127.0.0.2 here) may talk to the switch: its OPTIONS
+    is answered. Its INVITE is never answered 2xx without credentials: challenged (407,
+    as README.md says) or refused (403: routing/b2bua.py serves no operator-originated
+    calls yet). Once unregistered, the address is a stranger again."""
+    with SipPeer(sw.sip_addr, source="127.0.0.2") as phone:
+        reg = Registration(phone, "1003")
+        done = reg.authenticated("Expires: 60", user="1003", password="demo1003")
+        assert done is not None and done.status == 200
+        pong = phone.options()
+        assert pong is not None and pong.status == 200
+        call_id, data = invite(phone, sw, SERVICE_NUMBER)
+        response, statuses = final(phone, data, call_id)
+        assert response is not None and response.status in (403, 407), statuses
+        assert not any(200 <= s < 300 for s in statuses)
+    unregister_all(sw, "1003", source="127.0.0.2")
+    with SipPeer(sw.sip_addr, source="127.0.0.2") as stranger:
+        pong = stranger.options()
+    assert pong is not None and pong.status == 403
