@@ -110,6 +110,15 @@ def _log_fact(b2bua: B2bua, call: CallerLeg, fact: iv.Fact, *, now: float) -> No
     elif isinstance(fact, iv.ChoiceMade):
         data = {"digit": fact.digit, "node": fact.node, "target": fact.target}
         b2bua.emit(EventKind.CHOICE, call, now=fact.at, data=data)
+    elif isinstance(fact, iv.ChoiceFailed):
+        # The event log has no kind for a failed choice; the retries show in the log.
+        log.info(
+            "call %s: %s at menu %s, attempt %d",
+            call.call_id,
+            fact.cause,
+            fact.node,
+            fact.attempt,
+        )
 
 
 def digit(b2bua: B2bua, call: CallerLeg, value: str, *, now: float) -> None:
