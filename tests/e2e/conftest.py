@@ -165,23 +165,9 @@ def run_sipp(
 # -- a raw SIP/UDP peer ------------------------------------------------------------------
 
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|Exception in callback")
-_LWS = rb"[ \t\r\n]*"
+# The top Via's sent-by, through any linear white space (RFC 3261 §25.1, §20.42).
 _TOP_VIA_SENT_BY = re.compile(
-    rb"^(?:via|v)"
-    + _LWS
-    + rb":"
-    + _LWS
-    + rb"SIP"
-    + _LWS
-    + rb"/"
-    + _LWS
-    + rb"[^ \t/]+"
-    + _LWS
-    + rb"/"
-    + _LWS
-    + rb"[A-Za-z]+"
-    + _LWS
-    + rb"[^;, \t\r\n]+",
+    rb"^(?:via|v)\s*:\s*SIP\s*/\s*[^\s/]+\s*/\s*[A-Za-z]+\s*[^;,\s]+",
     re.IGNORECASE | re.MULTILINE,
 )
 _counter = itertools.count(1)
