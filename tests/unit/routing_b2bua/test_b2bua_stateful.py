@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from b2bua_harness import TRUNK, Harness, in_dialog, make_harness, register
+from b2bua_harness import ROOT, TRUNK, Harness, in_dialog, make_harness, register
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -16,6 +16,7 @@ from phones import PHONES, answer_sdp, queue_call, respond
 
 from acd.operator import OperatorState
 from routing.legs import CallerLeg
+from server.config import Settings, load_settings
 from sip.message import Request, Response
 
 OPERATORS = ("1001", "1002")
@@ -39,9 +40,11 @@ class World:
 
 
 class CallControl(RuleBasedStateMachine):
+    strategy = "longest-idle"
+
     def __init__(self) -> None:
         super().__init__()
-        self.h: Harness = make_harness()
+        self.h: Harness = make_harness(with_strategy(self.strategy))
         self.w = World()
         for op in OPERATORS:
             register(self.h, op, f"demo{op}", phone=PHONES[op])
@@ -184,10 +187,25 @@ class CallControl(RuleBasedStateMachine):
             assert b2bua.acd.operator_state(op) in (OperatorState.AVAILABLE, OperatorState.PAUSED)
 
 
-CallControl.TestCase.settings = settings(
-    max_examples=40,
+class RingAllCallControl(CallControl):
+    """Every phone rings at once: the races of two answers for one call."""
+
+    strategy = "ring-all"
+
+
+def with_strategy(strategy: str) -> Settings:
+    settings_ = load_settings(ROOT / "config" / "trentino.yaml")
+    queues = [q.model_copy(update={"strategy": strategy}) for q in settings_.queues]
+    return settings_.model_copy(update={"queues": queues})
+
+
+SETTINGS = settings(
+    max_examples=25,
     stateful_step_count=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+CallControl.TestCase.settings = SETTINGS
+RingAllCallControl.TestCase.settings = SETTINGS
 TestCallControl = CallControl.TestCase
+TestRingAllCallControl = RingAllCallControl.TestCase
