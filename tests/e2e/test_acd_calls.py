@@ -73,6 +73,26 @@ def test_ten_callers_on_three_operators_are_answered_in_order_of_arrival(
         stop_process(switch.process)
 
 
+def test_caller_hanging_up_while_talking_hangs_up_the_operator(
+    tmp_path: Path, procs: Processes
+) -> None:
+    switch = serve(tmp_path, ring_timeout=5.0)
+    try:
+        procs.phone(switch, "1001", ring_ms=300, hangup="caller", life_ms=30000)
+        wait_registered(switch, 1)
+        caller = procs.callers(switch, "caller-abandon.xml", 1, wait_ms="3000")
+        assert caller.wait(30) == 0, caller.output()[-3000:]
+        settled(switch, "ended", 1)
+        log = events(switch)
+        assert [e.operator for e in of_kind(log, "answered")] == ["1001"]
+        assert of_kind(log, "ended")[0].data == {"by": "caller"}
+        trace = wait_for("the BYE at the phone", lambda: bye_at(procs, "1001"), 5)
+        assert "BYE sip:1001@" in trace
+        assert wait_for("no calls", lambda: active_calls(switch) == 0, 5)
+    finally:
+        stop_process(switch.process)
+
+
 def test_caller_hanging_up_while_queued_is_abandoned(tmp_path: Path, procs: Processes) -> None:
     switch = serve(tmp_path)
     try:
