@@ -36,6 +36,7 @@ from media.pcap import read_udp_file
 STATIC_PT = {"PCMU": 0, "PCMA": 8, "G729": 18}
 CLOCK_RATE = 8000
 _ids = itertools.count(1)
+_POLL = 0.1  # how often the reader threads look whether they should stop
 _COMPACT = {"i": "call-id", "f": "from", "t": "to", "v": "via", "m": "contact", "c": "content-type"}
 
 
@@ -220,6 +221,9 @@ class RtpPort:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self.sock.bind((host, 0))
+        # Closing a socket does not wake a thread blocked on it: poll a flag instead.
+        self.sock.settimeout(_POLL)
+        self._closed = False
         self.host, self.port = self.sock.getsockname()
         self.sources: set[tuple[str, int]] = set()
         self._packets: list[RtpPacket] = []
@@ -228,9 +232,11 @@ class RtpPort:
         self._thread.start()
 
     def _read(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 data, source = self.sock.recvfrom(2048)
+            except TimeoutError:
+                continue
             except OSError:
                 return
             packet = RtpPacket.parse(data, time.monotonic())
@@ -244,8 +250,9 @@ class RtpPort:
             return list(self._packets)
 
     def close(self) -> None:
-        self.sock.close()
+        self._closed = True
         self._thread.join(timeout=2)
+        self.sock.close()
 
 
 # -- a call from the trunk ----------------------------------------------------------------
@@ -270,6 +277,8 @@ class TrunkCall:
     def __post_init__(self) -> None:
         self.sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sip.bind(("127.0.0.1", 0))
+        self.sip.settimeout(_POLL)
+        self._closed = False
         self.host, self.port = self.sip.getsockname()
         self.rtp = RtpPort(self.host)
         n = next(_ids)
@@ -286,9 +295,11 @@ class TrunkCall:
     # -- SIP I/O --------------------------------------------------------------------------
 
     def _read_sip(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 data, source = self.sip.recvfrom(65535)
+            except TimeoutError:
+                continue
             except OSError:
                 return
             message = SipMessage.parse(data)
@@ -441,9 +452,10 @@ class TrunkCall:
     def close(self) -> None:
         if self.answer is not None and self.bye_at is None:
             self.hang_up(timeout=2.0)
+        self._closed = True
+        self._reader.join(timeout=2)
         self.sip.close()
         self.rtp.close()
-        self._reader.join(timeout=2)
 
     def __enter__(self) -> TrunkCall:
         return self

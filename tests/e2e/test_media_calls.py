@@ -109,8 +109,7 @@ def correlation(a: list[float], b: list[float]) -> float:
 
 
 def check_stream(packets: list[RtpPacket], payload_type: int) -> dict[str, float]:
-    """One RTP stream of consecutive 20 ms packets (RFC 3550 §5.1); returns its pacing
-    figures: packets/s, drift of the last packet against its timestamp, worst lateness."""
+    """One RTP stream of consecutive 20 ms packets (RFC 3550 §5.1); returns its pacing."""
     assert packets, "no RTP received"
     assert {p.payload_type for p in packets} == {payload_type}
     assert len({p.ssrc for p in packets}) == 1, "the SSRC changed inside one prompt"
@@ -118,16 +117,28 @@ def check_stream(packets: list[RtpPacket], payload_type: int) -> dict[str, float
     for before, after in itertools.pairwise(packets):
         assert (after.seq - before.seq) & 0xFFFF == 1, (before.seq, after.seq)
         assert (after.timestamp - before.timestamp) & 0xFFFFFFFF == FRAME
-    first, last = packets[0], packets[-1]
-    span = last.arrival - first.arrival
-    offsets = [
-        (p.arrival - first.arrival) - ((p.timestamp - first.timestamp) & 0xFFFFFFFF) / 8000
-        for p in packets
-    ]
+    return pacing(packets)
+
+
+def pacing(packets: list[RtpPacket], settle: int = 10) -> dict[str, float]:
+    """Packets/s and drift measured from packet `settle` on (a prompt's first packets
+    may leave in a burst when its start is late), and how early the first packets came
+    against their timestamps (the start burst)."""
+
+    def lateness(packets: list[RtpPacket]) -> list[float]:
+        first = packets[0]
+        return [
+            (p.arrival - first.arrival) - ((p.timestamp - first.timestamp) & 0xFFFFFFFF) / 8000
+            for p in packets
+        ]
+
+    steady = packets[settle:]
+    offsets = lateness(steady)
     return {
-        "packets_per_s": (len(packets) - 1) / span,
+        "packets_per_s": (len(steady) - 1) / (steady[-1].arrival - steady[0].arrival),
         "drift_s": offsets[-1],
         "worst_s": max(offsets, key=abs),
+        "start_burst_s": -min(lateness(packets)),
     }
 
 
@@ -172,8 +183,9 @@ def test_one_codec_offer_hears_the_welcome_and_is_heard(
     assert call.sdp.port in rtp_range and call.sdp.port % 2 == 0
     figures = check_stream(packets, PAYLOAD_TYPE[codec])
     print(f"\n{codec}: {figures}")
-    assert 49.0 <= figures["packets_per_s"] <= 51.0, figures
-    assert abs(figures["drift_s"]) < 0.1, figures
+    assert 49.5 <= figures["packets_per_s"] <= 50.5, figures
+    assert abs(figures["drift_s"]) < 0.05, figures
+    assert figures["start_burst_s"] < 0.2, figures
     decode = decoder(codec)
     heard = b"".join(decode(p.payload) for p in packets)
     if codec == "G729":
