@@ -65,7 +65,7 @@ async def _serve(conn: Connection) -> None:
     g729 = load_g729()
     with tempfile.TemporaryDirectory() as data:
         runtime = MediaRuntime(
-            loop, host=HOST, port_min=40000, port_max=49999, prompts_dir=ROOT / "config/prompts",
+            loop, host=HOST, port_min=50000, port_max=60998, prompts_dir=ROOT / "config/prompts",
             data_dir=Path(data), media_timeout=600.0, g729=g729, on_event=_ignore,
         )  # fmt: skip
         runtime.prompts.preload(["music-on-hold"], ["it"])

@@ -34,6 +34,9 @@ _MAX_DATAGRAM = 2048
 _SAMPLES_PER_FRAME = 160
 _NO_PT = -1
 _HOLD_ADDRESSES = frozenset({"0.0.0.0", "::"})  # RFC 3264 §8.4, the old hold form
+# In-sequence packets a source the SDP did not name must send before we latch onto it
+# (RFC 3550 A.1 MIN_SEQUENTIAL): one stray or injected packet cannot steal the stream.
+_PROBATION = 2
 
 
 class LegOwner(Protocol):
@@ -57,7 +60,8 @@ class Leg:
     """State of one leg; the runtime owns the tick, the legs own their packets."""
 
     __slots__ = (
-        "audio_pt", "can_send", "clock", "codec", "detector", "event_pt", "events",
+        "audio_pt", "can_send", "candidate", "candidate_hits", "candidate_seq", "clock",
+        "codec", "detector", "event_pt", "events",
         "last_sent_at", "listening", "media", "media_timeout", "name", "next_report",
         "own_g729", "owner", "pair", "partner", "play_id", "player", "receiver", "recorder",
         "recording_name", "relay", "reported_packets", "rtcp_packets", "rtcp_remote",
@@ -102,6 +106,8 @@ class Leg:
         self.rtcp_packets = self.send_errors = self.reported_packets = 0
         self.rtcp_remote: Addr | None = None
         self.next_report = 0.0
+        self.candidate: Addr | None = None
+        self.candidate_hits = self.candidate_seq = 0
 
     # --- configuration -----------------------------------------------------------------
 
@@ -154,6 +160,8 @@ class Leg:
         """One datagram on the RTP port: validate, latch, then relay or listen."""
         now = self.clock()
         receiver = self.receiver
+        if not receiver.latched and addr != receiver.remote_addr and not self._proven(data, addr):
+            return
         if not receiver.receive(data, addr, now=now):
             return
         timeout = self.timeout
@@ -179,6 +187,19 @@ class Leg:
                     sender.octet_count += len(out) - 12
         if payload_type == self.audio_pt and self.listening:
             self._on_audio(data, now)
+
+    def _proven(self, data: bytes, addr: Addr) -> bool:
+        """Symmetric RTP probation: a source other than the SDP's latches after a short run
+        of consecutive sequence numbers (RFC 3550 A.1), as softphones behind NAT send."""
+        if len(data) < 12:
+            return False
+        seq = int.from_bytes(data[2:4], "big")
+        if addr == self.candidate and seq == (self.candidate_seq + 1) & 0xFFFF:
+            self.candidate_hits += 1
+        else:
+            self.candidate, self.candidate_hits = addr, 1
+        self.candidate_seq = seq
+        return self.candidate_hits >= _PROBATION
 
     def _on_event_packet(self, data: bytes, now: float) -> None:
         """RFC 4733 §2.5.2: the receiver reports each key press once."""

@@ -119,20 +119,25 @@ async def test_symmetric_rtp_latches_once_on_the_real_source(
     harness: Harness, peers: Callable[[], Any]
 ) -> None:
     """RFC 4961: send where the peer's RTP comes from (NAT), not where its SDP points."""
-    sdp_target, real, intruder = await peers(), await peers(), await peers()
+    sdp_target, real, intruder, stray = await peers(), await peers(), await peers(), await peers()
     runtime = harness.runtime
     addr = runtime.open_leg("phone")
     runtime.configure_leg("phone", ulaw_to(sdp_target.addr))
     runtime.play("phone", ["tone"], language="it", play_id=1, loop=True)
     await sdp_target.wait_count(3)
-    real.send(rtp(0, 1, 160, 0x1, bytes(160)), addr)
+    stray.send(rtp(0, 7, 160, 0x3, bytes(160)), addr)  # one packet proves nothing
+    before = len(sdp_target.packets)
+    await sdp_target.wait_count(before + 3)
+    for seq in (1, 2):  # a run of sequence numbers does (RFC 3550 A.1 probation)
+        real.send(rtp(0, seq, 160 * seq, 0x1, bytes(160)), addr)
     await real.wait_count(3)
-    intruder.send(rtp(0, 1, 160, 0x2, bytes(160)), addr)
+    for seq in (1, 2, 3):
+        intruder.send(rtp(0, seq, 160 * seq, 0x2, bytes(160)), addr)
     before = len(real.packets)
     await real.wait_count(before + 5)
     runtime.stop_playback("phone")
     await asyncio.sleep(0.05)
-    assert intruder.packets == []
+    assert intruder.packets == [] and stray.packets == []
     settled = len(sdp_target.packets)
     await asyncio.sleep(0.1)
     assert len(sdp_target.packets) == settled
@@ -205,7 +210,7 @@ async def test_media_timeout_after_the_last_packet_once(
     await harness.events.wait_for(bool, timeout=2.0)
     (fact,) = harness.events.of(MediaTimedOut)
     assert fact.leg == "caller"
-    assert fact.at - last + 0.005 >= 0.2 and fact.at - last < 0.35
+    assert fact.at - last + 0.005 >= 0.2 and fact.at - last < 0.6
     assert fact.silent_for >= 0.2
     await asyncio.sleep(0.3)
     assert len(harness.events.seen) == 1  # reported once
