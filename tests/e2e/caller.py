@@ -443,6 +443,23 @@ class TrunkCall:
             self.rtp.sock.sendto(header + packet.payload, (self.sdp.host, self.sdp.port))
         self.seq += max(p.seq_delta for p in packets) + 1
 
+    def send_audio(self, payload_type: int, payloads: Sequence[bytes]) -> None:
+        """Send encoded 20 ms frames at 50 packets/s on an absolute schedule, from our
+        SSRC and clock (the first packet marks a talkspurt, RFC 3551 §4.1)."""
+        if self.sdp is None or self.answered_at is None:
+            raise RuntimeError("no answer yet")
+        start = time.monotonic()
+        base_ts = int((start - self.answered_at) * CLOCK_RATE)
+        for index, payload in enumerate(payloads):
+            delay = start + index * 0.02 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            second = (0x80 if index == 0 else 0) | payload_type
+            ts = (base_ts + index * 160) & 0xFFFFFFFF
+            header = struct.pack("!BBHII", 0x80, second, self.seq & 0xFFFF, ts, self.ssrc)
+            self.seq += 1
+            self.rtp.sock.sendto(header + payload, (self.sdp.host, self.sdp.port))
+
     def send_digit_pcap(self, path: str | Path, *, max_gap: float = 0.2) -> str:
         """Replay a capture's RFC 4733 digits; returns the digits it carries."""
         packets = events_from_pcap(path, max_gap=max_gap)

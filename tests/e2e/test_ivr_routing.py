@@ -22,8 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from caller import TrunkCall, prompt_seconds, read_events, trentino_config, wait_event
+from caller import (
+    PROMPTS,
+    TrunkCall,
+    prompt_seconds,
+    read_events,
+    trentino_config,
+    wait_event,
+)
 from conftest import Switch, need, run_sipp, start_switch, stop_process
+
+from media import g711
+from media.wav import read_wav
 
 pytestmark = pytest.mark.e2e
 
@@ -264,15 +274,22 @@ def closed_call(switch: Switch, dialed: str) -> tuple[TrunkCall, float]:
 
 
 def voicemail_call(switch: Switch) -> tuple[TrunkCall, float, int]:
-    """Agenzia del Lavoro out of hours: the hours, then the voicemail prompts and a
-    recording (the switch keeps the line); returns the call, the seconds of prompts
-    and the packets heard by then."""
+    """Agenzia del Lavoro out of hours: the hours, then the voicemail prompts; the caller
+    speaks for 3 s after the beep and hangs up. Returns the call, the seconds of prompts
+    and the packets heard by the end of the beep."""
     prompts = ("welcome-agenzia-lavoro", "for-english", "opening-hours", "voicemail-intro")
     heard = prompt_seconds(*prompts, "beep")
-    call = TrunkCall(target(switch), "800264760")
+    call = TrunkCall(target(switch), "800264760", codecs=["PCMU"])
     assert call.invite().status == 200
-    time.sleep(heard + 2.0)
-    return call, heard, len(call.rtp.packets())
+    time.sleep(heard + 0.5)
+    packets = len(call.rtp.packets())
+    assert call.bye_at is None, "the caller may leave a message"
+    speech = read_wav((PROMPTS / "it" / "welcome-uru.wav").read_bytes())
+    frames = [g711.linear_to_ulaw(speech[i : i + 320]) for i in range(0, 150 * 320, 320)]
+    call.send_audio(0, frames)
+    time.sleep(0.3)
+    assert call.hang_up() == 200
+    return call, heard, packets
 
 
 def test_out_of_hours_callers_hear_the_hours_and_are_hung_up(closed_sw: Switch) -> None:
@@ -297,13 +314,17 @@ def test_out_of_hours_callers_hear_the_hours_and_are_hung_up(closed_sw: Switch) 
         assert after[0]["service"] == NUMBERS[number][0]
         assert not {"queued", "digit", "choice"} & set(kinds(events)), number
         assert "IVR: closed" in log_lines_for(closed_sw, call.call_id)[-1]
-    with agenzia:
-        assert agenzia.bye_at is None, "the caller may leave a message"
-        events = read_events(closed_sw.data_dir, agenzia.call_id)
+    agenzia.close()
+    events = read_events(closed_sw.data_dir, agenzia.call_id)
     assert [e["data"] for e in events if e["kind"] == "after_hours"] == [{"reason": "after_hours"}]
     assert "queued" not in kinds(events)
     tolerance = 0.05 * agenzia_heard * 50
     assert abs(agenzia_packets - agenzia_heard * 50) < tolerance, (agenzia_packets, agenzia_heard)
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", agenzia.call_id)
+    recorded = list((closed_sw.data_dir / "voicemail").glob(f"agenzia-lavoro-{safe}*.wav"))
+    assert len(recorded) == 1, list((closed_sw.data_dir / "voicemail").iterdir())
+    seconds = len(read_wav(recorded[0].read_bytes())) / 16000
+    assert 2.5 < seconds < 3.5, seconds
 
 
 def http(switch: Switch, method: str, path: str, body: object | None = None) -> tuple[int, Any]:
