@@ -14,6 +14,7 @@ from metrics.events import EventKind
 from routing.ivr_glue import music_on_hold
 from routing.legs import CallerLeg, OperatorLeg, Phase, leg_media, operator_invite
 from sip import events as tx
+from sip.message import Request
 from sip.transaction import ClientTransactionKey, TransactionKey
 
 if TYPE_CHECKING:
@@ -108,16 +109,11 @@ _FACT_KINDS: dict[type, EventKind] = {
 
 
 def offer(b2bua: B2bua, call: CallerLeg, command: ac.OfferCall, *, now: float) -> None:
-    """INVITE the operator's registered phone with the caller's identity and media."""
+    """INVITE the operator's registered phone with the caller's identity and media; an
+    operator with no binding left, or no RTP port free, is as good as unreachable."""
     bindings = b2bua.endpoint.registrar.lookup(command.operator)
-    if not bindings:
-        b2bua.acd.offer_rejected(
-            call.call_id, command.operator, reason=ac.OfferFailure.UNREACHABLE, now=now
-        )
-        return
-    binding = bindings[0]
     media_leg = f"{call.call_id}/{command.operator}"
-    local = b2bua.open_leg(media_leg)
+    local = b2bua.open_leg(media_leg) if bindings else None
     if local is None:
         b2bua.acd.offer_rejected(
             call.call_id, command.operator, reason=ac.OfferFailure.UNREACHABLE, now=now
@@ -127,16 +123,8 @@ def offer(b2bua: B2bua, call: CallerLeg, command: ac.OfferCall, *, now: float) -
     sdp = build_offer(
         codecs=codecs, local_addr=local[0], local_port=local[1], session_id=b2bua.next_session()
     )
-    invite = operator_invite(
-        target_uri=str(binding.contact.uri),
-        local=b2bua.config.local,
-        call_id=b2bua.ids.call_id(),
-        tag=b2bua.ids.tag(),
-        caller_identity=_identity(call),
-        screen_pop=_screen_pop(call),
-        body=serialize_sdp(sdp),
-        user_agent=b2bua.config.user_agent,
-    )
+    binding = bindings[0]
+    invite = _invite(b2bua, call, str(binding.contact.uri), serialize_sdp(sdp))
     key = b2bua.endpoint.send_request(invite, binding.target, now=now)
     leg = OperatorLeg(
         operator=command.operator,
@@ -149,6 +137,19 @@ def offer(b2bua: B2bua, call: CallerLeg, command: ac.OfferCall, *, now: float) -
         caller_call_id=call.call_id,
     )
     b2bua.calls.add_leg(call, leg)
+
+
+def _invite(b2bua: B2bua, call: CallerLeg, target_uri: str, body: bytes) -> Request:
+    return operator_invite(
+        target_uri=target_uri,
+        local=b2bua.config.local,
+        call_id=b2bua.ids.call_id(),
+        tag=b2bua.ids.tag(),
+        caller_identity=_identity(call),
+        screen_pop=_screen_pop(call),
+        body=body,
+        user_agent=b2bua.config.user_agent,
+    )
 
 
 def _identity(call: CallerLeg) -> str:

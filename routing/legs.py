@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ivr.engine import IvrRun
 from media.sdp import SdpError, SessionDescription, parse_sdp, serialize_sdp
-from media.session import MediaParams, NoCommonCodec
+from media.session import Answer, MediaParams, NoCommonCodec
 from routing.admission import Admitted, admit_invite
 from routing.media_plane import LegMedia
 from sip.dialog import Dialog
@@ -123,34 +123,49 @@ def answer_trunk_call(b2bua: B2bua, event: IncomingRequest, *, now: float) -> Ca
     """Admit a trunk INVITE and answer it at once with our SDP (RFC 3264 §6), or refuse
     it (404, 415, 406, 400 for unreadable SDP, 488 with no common codec, 503 with no
     RTP port free)."""
-    request, key, addr = event.request, event.key, event.addr
+    request = event.request
     verdict = admit_invite(request, b2bua.dialplan)
     if not isinstance(verdict, Admitted):
-        b2bua.endpoint.reply(request, key, addr, verdict.status, now=now, extra=verdict.headers)
+        _refuse(b2bua, event, verdict.status, verdict.headers, now=now)
         return None
     try:
         offer = parse_sdp(request.body)
     except SdpError as exc:
         text = f'399 centralino "unreadable SDP: {exc}"'.replace("\\", "")
-        b2bua.endpoint.reply(request, key, addr, 400, now=now, extra=(("Warning", text),))
+        _refuse(b2bua, event, 400, (("Warning", text),), now=now)
         return None
-    media_leg = f"{request.call_id}/caller"
-    answer = b2bua.open_answer(offer, media_leg)
+    answer = b2bua.open_answer(offer, f"{request.call_id}/caller")
     if answer is None:
         # §21.5.4: overloaded for now (no RTP port free); the trunk may retry elsewhere.
-        extra = (("Retry-After", "5"),)
-        b2bua.endpoint.reply(request, key, addr, 503, now=now, extra=extra)
+        _refuse(b2bua, event, 503, (("Retry-After", "5"),), now=now)
         return None
     if isinstance(answer, NoCommonCodec):
-        warning = ("Warning", answer.warning)
-        b2bua.endpoint.reply(request, key, addr, 488, now=now, extra=(warning,))
+        _refuse(b2bua, event, 488, (("Warning", answer.warning),), now=now)
         return None
+    return _answered_call(b2bua, event, verdict, answer, now=now)
+
+
+def _refuse(
+    b2bua: B2bua,
+    event: IncomingRequest,
+    status: int,
+    extra: tuple[tuple[str, str], ...],
+    *,
+    now: float,
+) -> None:
+    b2bua.endpoint.reply(event.request, event.key, event.addr, status, now=now, extra=extra)
+
+
+def _answered_call(
+    b2bua: B2bua, event: IncomingRequest, verdict: Admitted, answer: Answer, *, now: float
+) -> CallerLeg:
+    request, addr = event.request, event.addr
     call = CallerLeg(
         call_id=request.call_id,
         service=verdict.service,
-        media_leg=media_leg,
+        media_leg=f"{request.call_id}/caller",
         invite=request,
-        key=key,
+        key=event.key,
         addr=addr,
         media=answer.media,
         caller=str(request.from_.uri.user or ""),
@@ -158,20 +173,15 @@ def answer_trunk_call(b2bua: B2bua, event: IncomingRequest, *, now: float) -> Ca
         tag=b2bua.ids.tag(),
     )
     inband = b2bua.config.inband_dtmf(addr[0])
-    b2bua.media.configure_leg(media_leg, leg_media(answer.media, inband_dtmf=inband))
+    b2bua.media.configure_leg(call.media_leg, leg_media(answer.media, inband_dtmf=inband))
+    extra = (
+        ("Contact", b2bua.contact()),
+        *b2bua.endpoint.capabilities()[:1],
+        ("Content-Type", "application/sdp"),
+    )
+    body = serialize_sdp(answer.sdp)
     response = b2bua.endpoint.reply(
-        request,
-        key,
-        addr,
-        200,
-        now=now,
-        to_tag=call.tag,
-        extra=(
-            ("Contact", b2bua.contact()),
-            *b2bua.endpoint.capabilities()[:1],
-            ("Content-Type", "application/sdp"),
-        ),
-        body=serialize_sdp(answer.sdp),
+        request, event.key, addr, 200, now=now, to_tag=call.tag, extra=extra, body=body
     )
     call.dialog = b2bua.dialogs.response_sent(request, response)
     return call
