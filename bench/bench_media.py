@@ -280,7 +280,8 @@ async def _window(
     late = "-"
     if stats1:
         count = stats1["late_ticks"] - stats0["late_ticks"]
-        late = f"{count} (max {stats1['late_max_us'] / 1000:.0f} ms)"
+        late = f"{count} (max {stats1['late_max_us'] / 1000:.0f} ms), longest tick"
+        late += f" {stats1['tick_max_us'] / 1000:.0f} ms"
     return (cpu1 - cpu0) / wall, (time.process_time() - own0) / wall, late
 
 

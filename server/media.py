@@ -88,6 +88,7 @@ class MediaRuntime:
         self._tick_index = 0
         self._late_max = 0.0  # the latest tick since the last stats(), in seconds
         self._late_ticks = 0  # ticks more than 5 ms behind their instant
+        self._busy_max = 0.0  # the longest tick since the last stats(), in seconds
 
     # --- MediaPlane commands -------------------------------------------------------------
 
@@ -213,6 +214,7 @@ class MediaRuntime:
         """Counters for telemetry; the tick lateness maximum restarts at each call."""
         legs = self._legs.values()
         late_max, self._late_max = self._late_max, 0.0
+        busy_max, self._busy_max = self._busy_max, 0.0
         return {
             "legs": len(self._legs),
             "playing": len(self._playing),
@@ -222,6 +224,7 @@ class MediaRuntime:
             "send_errors": sum(leg.send_errors for leg in legs),
             "rtcp_packets": sum(leg.rtcp_packets for leg in legs),
             "late_ticks": self._late_ticks,
+            "tick_max_us": round(1e6 * busy_max),
             "late_max_us": round(1e6 * late_max),
         }
 
@@ -323,6 +326,7 @@ class MediaRuntime:
                 self._send_reports(now)
         finally:
             self._in_tick = False
+            self._busy_max = max(self._busy_max, self._loop.time() - now)
             self._schedule_next()
 
     def _schedule_next(self) -> None:
