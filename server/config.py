@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from acd.config import QueueConfig
 from ivr.check import check_services
@@ -129,13 +136,19 @@ class Trunk(_Model):
             ipaddress.ip_network(item, strict=False)
         return value
 
+    _parsed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = PrivateAttr(())
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Parse the networks once: `allows` runs for every request."""
+        self._parsed = tuple(ipaddress.ip_network(a, strict=False) for a in self.addresses)
+
     def allows(self, host: str) -> bool:
         """True when `host` is one of the trunk's addresses."""
         try:
             ip = ipaddress.ip_address(host)
         except ValueError:
             return False
-        return any(ip in ipaddress.ip_network(a, strict=False) for a in self.addresses)
+        return any(ip in network for network in self._parsed)
 
 
 class Operator(_Model):

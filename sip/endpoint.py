@@ -27,7 +27,9 @@ from sip.transaction_reply import stateless_error
 # do not allow, 501 for methods we do not know at all).
 ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "REFER", "NOTIFY")
 KNOWN_ELSEWHERE = frozenset({"SUBSCRIBE", "PUBLISH", "MESSAGE", "UPDATE", "PRACK"})
-URI_SCHEMES = frozenset({"sip", "sips", "tel"})
+# We serve SIP over UDP only: a sips: Request-URI asks for TLS on every hop (§26.2.2),
+# which we cannot honour, so it is an unsupported scheme here (416), not a call.
+URI_SCHEMES = frozenset({"sip", "tel"})
 ACCEPT = "application/sdp"
 ACCEPT_ENCODING = "identity"
 
