@@ -8,6 +8,13 @@ Pacing: ONE `loop.call_at` drives every leg, on an absolute grid `origin + k * 2
 (never summed sleeps). A player starts on the grid and hands out the frames due by the
 tick's instant, so each playing leg sends one packet per tick, and a late tick sends the
 backlog at once: after ten minutes every stream has sent 30,000 packets, give or take one.
+The same tick runs the RFC 4733 end timers, the recorders' wall-clock bound, and (every
+second or so) the media-timeout scan and the RTCP reports (server/media_rtcp.py).
+
+Receiving (server/media_leg.py): one datagram per readiness callback, validated by
+RtpReceiver; symmetric RTP latches on the peer's real source once, after a short
+in-sequence probation for a source the SDP did not name; then relay, telephone-events,
+in-band DTMF and recording branch off on the payload type.
 
 Facts go to `on_event` (DigitDetected, PlaybackFinished, MediaTimedOut,
 RecordingFinished). A command never calls `on_event` from inside itself, so call control
@@ -21,12 +28,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from media import g711
-from media.bridge import Bridge, LegFormat, PcmCodec
+from media.bridge import Bridge, PcmCodec
 from media.g729 import G729Library
 from media.player import FRAME_DURATION, Player
 from media.recorder import Recorder
@@ -35,7 +41,7 @@ from server.media_leg import Leg
 from server.media_ports import MediaPortsExhaustedError, PortPool
 from server.media_prompts import PromptLibrary
 from server.media_recording import RecordingWriter
-from server.media_rtcp import compound_report, rtcp_destination
+from server.media_rtcp import RtcpReporter
 
 __all__ = ["MediaPortsExhaustedError", "MediaRuntime"]
 
@@ -78,8 +84,7 @@ class MediaRuntime:
         self._playing: set[Leg] = set()
         self._dtmf_pending: set[Leg] = set()
         self._recording: set[Leg] = set()
-        self._rtcp_interval = rtcp_interval
-        self._cname = f"{secrets.token_hex(8)}@centralino"  # RFC 7022: random, per run
+        self._reports = RtcpReporter(interval=rtcp_interval, random_bits=random_bits)
         scan = min(_TIMEOUT_SCAN, media_timeout / 4, rtcp_interval / 2)
         self._scan_every = max(1, round(scan / FRAME_DURATION))
         self._tick_handle: asyncio.TimerHandle | None = None
@@ -211,7 +216,7 @@ class MediaRuntime:
         await self._recordings.wait()
 
     def stats(self) -> dict[str, int]:
-        """Counters for telemetry; the tick lateness maximum restarts at each call."""
+        """Counters for telemetry; the two maxima (late, longest tick) restart at each call."""
         legs = self._legs.values()
         late_max, self._late_max = self._late_max, 0.0
         busy_max, self._busy_max = self._busy_max, 0.0
@@ -269,7 +274,7 @@ class MediaRuntime:
     def _link(self, a: Leg, b: Leg) -> None:
         assert a.media is not None and b.media is not None
         try:
-            bridge = Bridge(a=_format(a), b=_format(b), sender_a=a.sender, sender_b=b.sender)
+            bridge = Bridge(a=a.format(), b=b.format(), sender_a=a.sender, sender_b=b.sender)
         except ValueError as exc:
             log.error("cannot bridge %s and %s: %s", a.name, b.name, exc)
             return
@@ -323,7 +328,7 @@ class MediaRuntime:
                 self._run_recorders(now)
             if self._tick_index % self._scan_every == 0:
                 self._scan_timeouts(now)
-                self._send_reports(now)
+                self._reports.run(self._legs.values(), now=now)
         finally:
             self._in_tick = False
             self._busy_max = max(self._busy_max, self._loop.time() - now)
@@ -381,35 +386,3 @@ class MediaRuntime:
             if fact is not None:
                 log.warning("leg %s: media timeout, %s", leg.name, fact.reason)
                 self.emit(MediaTimedOut(at=now, leg=leg.name, silent_for=fact.silent_for))
-
-    def _send_reports(self, now: float) -> None:
-        """RTCP SR/RR + SDES per leg about every `rtcp_interval` (RFC 3550 §6.2, §6.3.1)."""
-        wall = time.time()
-        for leg in self._legs.values():
-            if now < leg.next_report:
-                continue
-            spread = 0.5 + self._random_bits(16) / 65536
-            leg.next_report = now + self._rtcp_interval * spread
-            destination = rtcp_destination(leg)
-            if destination is None:
-                continue
-            try:
-                leg.pair.rtcp.sendto(
-                    compound_report(leg, wall=wall, cname=self._cname), destination
-                )
-            except OSError:
-                leg.send_errors += 1
-
-
-def _format(leg: Leg) -> LegFormat:
-    """The bridge's view of a leg: one payload type each way, as LegMedia carries."""
-    media = leg.media
-    assert media is not None
-    return LegFormat(
-        codec_name=media.codec.upper(),
-        payload_type=media.payload_type,
-        receive_payload_type=media.payload_type,
-        telephone_event_pt=media.telephone_event_pt,
-        receive_telephone_event_pt=media.telephone_event_pt,
-        codec=leg.codec,
-    )

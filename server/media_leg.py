@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable
 from typing import Protocol
 
-from media.bridge import PcmCodec, Relay
+from media.bridge import LegFormat, PcmCodec, Relay
 from media.g729 import G729Codec
 from media.goertzel import DtmfDetector
 from media.player import FRAME_DURATION, Player
@@ -139,6 +139,19 @@ class Leg:
             self.timeout.suspend()
         elif previous is not None and not previous.sending:
             self.timeout.resume(now=now)
+
+    def format(self) -> LegFormat:
+        """The bridge's view of the leg: one payload type each way, as LegMedia carries."""
+        media = self.media
+        assert media is not None, "a bridged leg has negotiated media"
+        return LegFormat(
+            codec_name=media.codec.upper(),
+            payload_type=media.payload_type,
+            receive_payload_type=media.payload_type,
+            telephone_event_pt=media.telephone_event_pt,
+            receive_telephone_event_pt=media.telephone_event_pt,
+            codec=self.codec,
+        )
 
     def _update_listening(self) -> None:
         self.listening = self.detector is not None or self.recorder is not None
