@@ -4,7 +4,7 @@ resolution, and errors."""
 from __future__ import annotations
 
 import pytest
-from acd_helpers import Harness, make_config
+from acd_unit_helpers import Harness, make_config
 
 from acd.config import OverflowKind, parse_acd_config
 from acd.errors import (

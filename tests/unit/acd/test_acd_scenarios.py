@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from acd_helpers import Harness, Phones, make_config
+from acd_unit_helpers import Harness, Phones, make_config
 
 from acd.config import OverflowKind
 from acd.events import (
