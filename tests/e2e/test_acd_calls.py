@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from acd_helpers import (
     Processes,
+    Sipp,
     active_calls,
     events,
     of_kind,
@@ -42,7 +43,21 @@ def serve(tmp: Path, **config: object) -> Switch:
 
 def settled(switch: Switch, kind: str, count: int, timeout: float = 20.0) -> None:
     """Wait until the event log holds `count` events of `kind` (committed every 0.5 s)."""
-    wait_for(f"{count} {kind}", lambda: len(of_kind(events(switch), kind)) >= count, timeout)
+    try:
+        wait_for(f"{count} {kind}", lambda: len(of_kind(events(switch), kind)) >= count, timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{diagnose(switch)}") from None
+
+
+def diagnose(switch: Switch, sipp: Sipp | None = None) -> str:
+    """What a failing test needs to say: the event log, the switch's and SIPp's ends."""
+    lines = [f"{e.seq} {e.kind} {e.call_id} {e.operator} {e.data}" for e in events(switch)]
+    tail = switch.log()[-3000:]
+    return (
+        "\n".join(lines)
+        + f"\n--- switch log ---\n{tail}"
+        + (f"\n--- {sipp.name} ---\n{sipp.output()[-2000:]}" if sipp else "")
+    )
 
 
 def test_ten_callers_on_three_operators_are_answered_in_order_of_arrival(
@@ -56,7 +71,7 @@ def test_ten_callers_on_three_operators_are_answered_in_order_of_arrival(
         ]
         wait_registered(switch, 3)
         callers = procs.callers(switch, "caller-wait.xml", 10, rate=3.0)
-        assert callers.wait(60) == 0, callers.output()[-3000:]
+        assert callers.wait(60) == 0, diagnose(switch, callers)
         settled(switch, "ended", 10)
         log = events(switch)
         queued = [e.call_id for e in of_kind(log, "queued")]
@@ -81,10 +96,10 @@ def test_caller_hanging_up_while_talking_hangs_up_the_operator(
         procs.phone(switch, "1001", ring_ms=300, hangup="caller", life_ms=30000)
         wait_registered(switch, 1)
         caller = procs.callers(switch, "caller-abandon.xml", 1, wait_ms="3000")
-        assert caller.wait(30) == 0, caller.output()[-3000:]
+        assert caller.wait(30) == 0, diagnose(switch, caller)
         settled(switch, "ended", 1)
         log = events(switch)
-        assert [e.operator for e in of_kind(log, "answered")] == ["1001"]
+        assert [e.operator for e in of_kind(log, "answered")] == ["1001"], diagnose(switch)
         assert of_kind(log, "ended")[0].data == {"by": "caller"}
         trace = wait_for("the BYE at the phone", lambda: bye_at(procs, "1001"), 5)
         assert "BYE sip:1001@" in trace
@@ -97,7 +112,7 @@ def test_caller_hanging_up_while_queued_is_abandoned(tmp_path: Path, procs: Proc
     switch = serve(tmp_path)
     try:
         caller = procs.callers(switch, "caller-abandon.xml", 1, wait_ms="3000")
-        assert caller.wait(30) == 0, caller.output()[-3000:]
+        assert caller.wait(30) == 0, diagnose(switch, caller)
         settled(switch, "abandoned", 1)
         (abandoned,) = of_kind(events(switch), "abandoned")
         assert abandoned.data["while_ringing"] == "false"
@@ -115,7 +130,7 @@ def test_caller_hanging_up_while_an_operator_rings_cancels_the_offer(
         procs.phone(switch, "1001", kind="noanswer", life_ms=30000)
         wait_registered(switch, 1)
         caller = procs.callers(switch, "caller-abandon.xml", 1, wait_ms="3000")
-        assert caller.wait(30) == 0, caller.output()[-3000:]
+        assert caller.wait(30) == 0, diagnose(switch, caller)
         settled(switch, "abandoned", 1)
         log = events(switch)
         (abandoned,) = of_kind(log, "abandoned")
@@ -140,11 +155,11 @@ def test_operator_not_answering_is_paused_and_the_next_one_gets_the_call(
         procs.phone(switch, "1002", ring_ms=300, talk_ms=1000, life_ms=40000)
         wait_registered(switch, 2)
         caller = procs.callers(switch, "caller-wait.xml", 1)
-        assert caller.wait(30) == 0, caller.output()[-3000:]
+        assert caller.wait(30) == 0, diagnose(switch, caller)
         settled(switch, "answered", 1)
         log = events(switch)
-        assert [e.operator for e in of_kind(log, "offered")] == ["1001", "1002"]
-        assert [e.operator for e in of_kind(log, "answered")] == ["1002"]
+        assert [e.operator for e in of_kind(log, "offered")] == ["1001", "1002"], diagnose(switch)
+        assert [e.operator for e in of_kind(log, "answered")] == ["1002"], diagnose(switch)
         assert ("paused", "no answer") in operator_states(log, "1001")
         assert "CANCEL sip:" in phone_trace(procs, "1001")
     finally:
@@ -162,11 +177,11 @@ def test_busy_operator_is_skipped_and_the_next_one_gets_the_call(
         procs.phone(switch, "1002", ring_ms=300, talk_ms=1000, life_ms=40000)
         wait_registered(switch, 2)
         caller = procs.callers(switch, "caller-wait.xml", 1)
-        assert caller.wait(30) == 0, caller.output()[-3000:]
+        assert caller.wait(30) == 0, diagnose(switch, caller)
         settled(switch, "answered", 1)
         log = events(switch)
-        assert [e.operator for e in of_kind(log, "offered")] == ["1001", "1002"]
-        assert [e.operator for e in of_kind(log, "answered")] == ["1002"]
+        assert [e.operator for e in of_kind(log, "offered")] == ["1001", "1002"], diagnose(switch)
+        assert [e.operator for e in of_kind(log, "answered")] == ["1002"], diagnose(switch)
         # Busy is not a fault: 1001 is skipped for a while, never paused.
         assert all(state != "paused" for state, _ in operator_states(log, "1001"))
     finally:
@@ -180,7 +195,7 @@ def test_two_operators_racing_for_one_call(tmp_path: Path, procs: Processes) -> 
             procs.phone(switch, op, ring_ms=500, talk_ms=1500, life_ms=40000)
         wait_registered(switch, 2)
         caller = procs.callers(switch, "caller-wait.xml", 1)
-        assert caller.wait(30) == 0, caller.output()[-3000:]
+        assert caller.wait(30) == 0, diagnose(switch, caller)
         settled(switch, "ended", 1)
         log = events(switch)
         assert sorted(e.operator or "" for e in of_kind(log, "offered")) == ["1001", "1002"]
@@ -207,11 +222,11 @@ def test_phone_disappearing_mid_offer_the_call_is_offered_again(
         caller = procs.callers(switch, "caller-wait.xml", 1)
         settled(switch, "ringing", 1)
         stop_process(gone.process, signal.SIGKILL)
-        assert caller.wait(40) == 0, caller.output()[-3000:]
+        assert caller.wait(40) == 0, diagnose(switch, caller)
         settled(switch, "answered", 1)
         log = events(switch)
-        assert [e.operator for e in of_kind(log, "offered")] == ["1001", "1002"]
-        assert [e.operator for e in of_kind(log, "answered")] == ["1002"]
+        assert [e.operator for e in of_kind(log, "offered")] == ["1001", "1002"], diagnose(switch)
+        assert [e.operator for e in of_kind(log, "answered")] == ["1002"], diagnose(switch)
         assert not of_kind(log, "abandoned")
     finally:
         stop_process(switch.process)
@@ -231,12 +246,12 @@ def test_phone_unregistering_mid_offer_the_call_is_offered_again_at_once(
         wait_registered(switch, 2)
         started = time.monotonic()
         caller = procs.callers(switch, "caller-wait.xml", 1)
-        assert caller.wait(30) == 0, caller.output()[-3000:]
+        assert caller.wait(30) == 0, diagnose(switch, caller)
         # Re-offered when the binding went, long before the 30 s ring timeout.
         assert time.monotonic() - started < 15
         log = events(switch)
-        assert [e.operator for e in of_kind(log, "offered")] == ["1001", "1002"]
-        assert [e.operator for e in of_kind(log, "answered")] == ["1002"]
+        assert [e.operator for e in of_kind(log, "offered")] == ["1001", "1002"], diagnose(switch)
+        assert [e.operator for e in of_kind(log, "answered")] == ["1002"], diagnose(switch)
         assert all(state != "paused" for state, _ in operator_states(log, "1001"))
     finally:
         stop_process(switch.process)
