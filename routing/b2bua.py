@@ -106,35 +106,41 @@ class B2bua:
 
     def endpoint_event(self, event: object, *, now: float) -> None:
         """An event from the endpoint: new requests and the layer's call events."""
-        try:
-            self._endpoint_event(event, now=now)
-        except (ProtocolError, AcdError) as exc:
-            # A peer's message that our state cannot take (or a configuration gap the
-            # engine names): refuse that one event, keep serving every other call.
-            log.warning("call event refused: %s", exc)
-        self._pump(now=now)
+        self._guarded(lambda: self._endpoint_event(event, now=now), now=now)
 
     def media_event(self, event: MediaEvent, *, now: float) -> None:
         """A fact from the media plane."""
+        self._guarded(lambda: self._media_event(event, now=now), now=now)
+
+    def handle_timer(self, *, now: float) -> None:
+        """Fire IVR, ACD and feature-call timers due at `now`; forget what the
+        transaction layer has finished with (BYEs, released offers)."""
+        self._guarded(lambda: self._handle_timer(now=now), now=now)
+
+    def _guarded(self, step: Callable[[], None], *, now: float) -> None:
+        for action in (step, lambda: self._pump(now=now)):
+            try:
+                action()
+            except (ProtocolError, AcdError) as exc:
+                # A peer's message our state cannot take (or a configuration gap the
+                # engine names): that one input is refused, every other call goes on.
+                log.warning("call event refused: %s", exc)
+
+    def _media_event(self, event: MediaEvent, *, now: float) -> None:
         call = self.calls.by_media_leg(event.leg)
         if call is not None:
             self._on_media(call, event, now=now)
         else:
             feature_codes_glue.media_event(self, event, now=now)
-        self._pump(now=now)
 
-    def handle_timer(self, *, now: float) -> None:
-        """Fire IVR, ACD and feature-call timers due at `now`; forget what the
-        transaction layer has finished with (BYEs, released offers)."""
+    def _handle_timer(self, *, now: float) -> None:
         self.acd.handle_timer(now=now)
         feature_codes_glue.handle_timer(self, now=now)
         self._reap(now=now)
         for call in self.calls.with_ivr():
-            if call.ivr is not None:
-                timer = call.ivr.get_timer()
-                if timer is not None and timer <= now:
-                    call.ivr.handle_timer(now=now)
-        self._pump(now=now)
+            timer = call.ivr.get_timer() if call.ivr is not None else None
+            if call.ivr is not None and timer is not None and timer <= now:
+                call.ivr.handle_timer(now=now)
 
     def get_timer(self) -> float | None:
         """The earliest IVR or ACD deadline."""
@@ -276,7 +282,9 @@ class B2bua:
         found = self.dialogs.receive_request(request)
         if not isinstance(found, Dialog):
             status = found.status if found is not None else 481
-            self.endpoint.reply(request, key, addr, status, now=now)
+            retry = found.retry_after if found is not None else None
+            extra = () if retry is None else (("Retry-After", str(retry)),)
+            self.endpoint.reply(request, key, addr, status, now=now, extra=extra)
             return
         call = self.calls.get(request.call_id) or self.calls.by_operator_call_id(request.call_id)
         if request.method == "BYE":
@@ -293,7 +301,9 @@ class B2bua:
         else:
             # Re-INVITEs (hold) and transfers are refused for now: the call goes on as is.
             status = 488 if request.method == "INVITE" else 501
-            self.endpoint.reply(request, key, addr, status, now=now)
+            response = self.endpoint.reply(request, key, addr, status, now=now)
+            # §14.2: the refused re-INVITE is over; the next one must not get a 500.
+            self.dialogs.response_sent(request, response)
 
     def _on_bye(self, call: CallerLeg, call_id: str, *, now: float) -> None:
         if call_id == call.call_id:

@@ -238,3 +238,15 @@ def test_phone_unregistering_while_ringing_is_cancelled_and_the_call_offered_aga
     assert offer_to(h, "1002").headers.get("x-centralino-call-id") == "call-1@pbx"
     assert state(h, "1001") is OperatorState.AVAILABLE  # not to blame: not paused
     assert "call-1@pbx/1001" not in h.media.open
+
+
+def test_refused_reinvites_leave_the_dialog_ready_for_the_next_one() -> None:
+    h = two_operators()
+    ok = queue_call(h)
+    for cseq in (2, 3):
+        out = h.deliver(in_dialog("INVITE", ok, cseq=cseq, source=TRUNK), TRUNK)
+        assert [r.status for r in finals(out)] == [488]  # not 500 "INVITE in progress"
+    assert h.core.active_calls() == 1
+    out = h.deliver(in_dialog("BYE", ok, cseq=4, source=TRUNK), TRUNK)
+    assert [r.status for r in finals(out)] == [200]
+    assert h.core.active_calls() == 0
