@@ -171,21 +171,37 @@ def test_every_number_and_menu_choice_lands_in_its_queue(open_sw: Switch) -> Non
     assert not any(queue_gauges(open_sw).get(q) for q in expected), "callers who hung up left"
 
 
-def test_sipp_trunk_call_chooses_from_the_menu(open_sw: Switch) -> None:
-    need("sipp")
-    wait = prompt_seconds("welcome-trentino-digitale", "for-english")
+def sipp_call(switch: Switch, dialed: str, digit: str, tag: str) -> tuple[int, str]:
+    """trunk-call.xml to `dialed`: the digit after the welcome, on the line until the
+    hold prompt has ended and the call is queued."""
+    service, _ = NUMBERS[dialed]
+    wait = prompt_seconds(WELCOME[service], "for-english")
     hold = prompt_seconds("please-hold")
-    args = ["-m", "1", "-s", "800228040", "-key", "digit_pcap", str(pcap("4"))]
+    args = ["-m", "1", "-s", dialed, "-key", "digit_pcap", str(pcap(digit))]
     args += ["-key", "welcome_ms", str(int(wait * 1000) + 800)]
     args += ["-key", "hold_ms", str(int(hold * 1000) + 1500)]
-    args += ["-cid_str", "sipp-menu-%u-%p@%s"]
-    done = run_sipp("trunk-call.xml", open_sw.sip, *args, timeout=40)
-    assert done.returncode == 0, done.stdout.decode(errors="replace")[-3000:]
+    args += ["-cid_str", f"sipp-{tag}-%u-%p@%s"]
+    done = run_sipp("trunk-call.xml", switch.sip, *args, timeout=40)
+    return done.returncode, done.stdout.decode(errors="replace")[-3000:]
+
+
+def test_sipp_trunk_calls_to_every_number(open_sw: Switch) -> None:
+    need("sipp")
+    cases = [("800228040", "4", "geo-cartografico")]
+    cases += [(number, "1", queue) for number, (_, queue) in NUMBERS.items() if queue]
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        runs = [
+            pool.submit(sipp_call, open_sw, d, digit, f"q{i}")
+            for i, (d, digit, _) in enumerate(cases)
+        ]
+        results = [run.result(timeout=70) for run in runs]
     time.sleep(0.7)  # the event log commits every 0.5 s
-    ours = [e for e in read_events(open_sw.data_dir) if e["call_id"].startswith("sipp-menu-")]
-    assert [(e["kind"], e["queue"]) for e in ours if e["kind"] == "queued"] == [
-        ("queued", "geo-cartografico")
-    ], kinds(ours)
+    logged = read_events(open_sw.data_dir)
+    for i, ((code, out), (dialed, _, queue)) in enumerate(zip(results, cases, strict=True)):
+        assert code == 0, (dialed, out)
+        ours = [e for e in logged if e["call_id"].startswith(f"sipp-q{i}-")]
+        queued = [e["queue"] for e in ours if e["kind"] == "queued"]
+        assert queued == [queue], (dialed, kinds(ours))
 
 
 @pytest.mark.parametrize("dialed", ["800999999", "+39800999999", "0461000000"])
@@ -382,3 +398,30 @@ def test_override_written_in_the_config_opens_a_closed_service(tmp_path: Path) -
             assert "after_hours" not in kinds(read_events(switch.data_dir, call.call_id))
     finally:
         stop_checked(switch)
+
+
+# -- language -----------------------------------------------------------------------------
+
+
+def test_nine_during_the_welcome_switches_to_english(open_sw: Switch) -> None:
+    """languages.switch {"9": en}: the welcome starts again in English, and what the
+    caller hears is the English prompt, sample for sample (G.711 is exact)."""
+    need("sipp")
+    english = read_wav((PROMPTS / "en" / "welcome-trentino-digitale.wav").read_bytes())
+    frames = [g711.linear_to_ulaw(english[i : i + 320]) for i in range(0, len(english) - 319, 320)]
+    with TrunkCall(target(open_sw), "800228040", codecs=["PCMU"]) as call:
+        assert call.invite().status == 200
+        time.sleep(1.0)
+        call.send_digit_pcap(pcap("9"))
+        switched_at = time.monotonic()
+        time.sleep(len(frames) * 0.02 + 1.5)
+        packets = [p for p in call.rtp.packets() if p.arrival > switched_at - 0.5]
+    payloads = [p.payload for p in packets]
+    first = next(i for i, f in enumerate(frames) if f != frames[0])  # skip leading silence
+    assert frames[first] in payloads, "the English welcome was not heard"
+    start = payloads.index(frames[first]) - first
+    assert payloads[start : start + len(frames)] == frames
+    events = read_events(open_sw.data_dir, call.call_id)
+    assert [e["data"] for e in events if e["kind"] == "digit"] == [
+        {"digit": "9", "node": "welcome"}
+    ]
