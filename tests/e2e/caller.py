@@ -410,6 +410,18 @@ class TrunkCall:
         self.answer = None  # the dialog is over, whatever the answer
         return None if response is None else response.status
 
+    def info(self, content_type: str, body: str, timeout: float = 5.0) -> int | None:
+        """Send an in-dialog INFO (e.g. application/dtmf-relay); the answer's status."""
+        if self.answer is None:
+            raise RuntimeError("no dialog")
+        self._cseq += 1
+        self._new_branch()
+        target = (self.answer.header("contact") or f"<{self.uri}>").strip("<>").split(">")[0]
+        extra = f"Content-Type: {content_type}"
+        self._send(self._request("INFO", target, self._cseq, extra, body=body))
+        response = self._await("INFO", timeout)
+        return None if response is None else response.status
+
     def wait_hung_up(self, timeout: float) -> bool:
         """Whether the switch sent us a BYE within `timeout` seconds."""
         deadline = time.monotonic() + timeout
@@ -538,6 +550,7 @@ def trentino_config(
     calendar: dict[str, Any] | None = None,
     menu: dict[str, Any] | None = None,
     rtp_ports: tuple[int, int] | None = None,
+    media_timeout: float | None = None,
 ) -> Path:
     """A copy of config/trentino.yaml in `tmp` whose calendars the test decides, with
     `menu` merged into trentino-digitale's menu node; prompts stay the bundled ones.
@@ -554,6 +567,8 @@ def trentino_config(
         node = config["services"]["trentino-digitale"]["ivr"]["menu"]
         config["services"]["trentino-digitale"]["ivr"]["menu"] = {**node, **menu}
     config["rtp"] = {**config["rtp"], "port_min": rtp_ports[0], "port_max": rtp_ports[1]}
+    if media_timeout is not None:
+        config["rtp"]["media_timeout"] = media_timeout
     path = tmp / "trentino.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), "utf-8")
     return path

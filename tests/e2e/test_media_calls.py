@@ -241,3 +241,35 @@ def test_sipp_trunk_call_per_codec(sw: Switch, codec: str) -> None:
     ]
     assert [e["kind"] for e in ours if e["kind"] in ("digit", "ended")] == ["digit", "ended"]
     assert next(e["data"]["digit"] for e in ours if e["kind"] == "digit") == "5"
+
+
+def test_sip_info_digits_are_recognised(sw: Switch) -> None:
+    """DTMF as SIP INFO, both bodies trunks use (application/dtmf-relay, application/dtmf)."""
+    with TrunkCall(target(sw), NUMBER, codecs=["PCMA"]) as call:
+        assert call.invite().status == 200
+        assert call.info("application/dtmf-relay", "Signal=4\r\nDuration=160\r\n") == 200
+        assert call.info("application/dtmf", "#") == 200
+        assert digits_logged(sw, call.call_id, 2) == "4#"
+
+
+def test_media_timeout_hangs_up_only_the_silent_caller(tmp_path: Path) -> None:
+    """rtp.media_timeout 2 s: a caller who sends no RTP is hung up after about 2 s and
+    the reason is logged; a caller who keeps talking stays on the line."""
+    switch = start_switch(tmp_path, trentino_config(tmp_path, media_timeout=2))
+    try:
+        with (
+            TrunkCall(target(switch), NUMBER, codecs=["PCMU"]) as silent,
+            TrunkCall(target(switch), NUMBER, codecs=["PCMU"]) as talking,
+        ):
+            assert silent.invite().status == 200
+            assert talking.invite().status == 200
+            talking.send_audio(0, [bytes([0xFF]) * 160] * 200)  # 4 s of µ-law silence
+            assert silent.bye_at is not None and silent.answered_at is not None
+            assert 1.5 < silent.bye_at - silent.answered_at < 4.0
+            assert talking.bye_at is None, "a caller sending RTP was hung up"
+        log = switch.log()
+        assert f"hanging up {silent.call_id}: media timeout" in log
+        assert f"hanging up {talking.call_id}" not in log
+    finally:
+        code = stop_process(switch.process)
+        assert code == 0 and not TRACEBACK.search(switch.log()), switch.log()[-3000:]
