@@ -273,3 +273,32 @@ def test_media_timeout_hangs_up_only_the_silent_caller(tmp_path: Path) -> None:
     finally:
         code = stop_process(switch.process)
         assert code == 0 and not TRACEBACK.search(switch.log()), switch.log()[-3000:]
+
+
+def prompt_frames(name: str, encode: Callable[[bytes], bytes]) -> list[bytes]:
+    """A bundled Italian prompt as the player sends it: 20 ms frames, the last padded."""
+    pcm = read_wav((PROMPTS / "it" / f"{name}.wav").read_bytes())
+    pcm += bytes(-len(pcm) % (2 * FRAME))
+    return [encode(pcm[i : i + 2 * FRAME]) for i in range(0, len(pcm), 2 * FRAME)]
+
+
+def test_welcome_then_menu_is_one_continuous_stream(sw: Switch) -> None:
+    """The welcome list (welcome, for-english) and then the menu prompt: every frame in
+    order, one SSRC, consecutive sequence numbers and timestamps, no gap between them."""
+    expected = [
+        frame
+        for name in ("welcome-trentino-digitale", "for-english")
+        for frame in prompt_frames(name, g711.linear_to_alaw)
+    ]
+    menu = prompt_frames("menu-trentino-digitale", g711.linear_to_alaw)[:50]
+    with TrunkCall(target(sw), NUMBER, codecs=["PCMA"]) as call:
+        assert call.invite().status == 200
+        packets = welcome_packets(call, len(expected) + len(menu), timeout=len(expected) * 0.02 + 4)
+    assert len(packets) == len(expected) + len(menu)
+    figures = check_stream(packets, PAYLOAD_TYPE["PCMA"])
+    print(f"\nwelcome+menu PCMA: {figures}")
+    assert not any(p.marker for p in packets[1:]), "no silence, so no new talkspurt"
+    heard = [p.payload for p in packets]
+    assert heard[: len(expected)] == expected
+    assert heard[len(expected) :] == menu
+    assert 49.5 <= figures["packets_per_s"] <= 50.5 and abs(figures["drift_s"]) < 0.05, figures
