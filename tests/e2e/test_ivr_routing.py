@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from caller import (
     PROMPTS,
+    ROME,
     TrunkCall,
     prompt_seconds,
     read_events,
@@ -169,6 +170,10 @@ def test_every_number_and_menu_choice_lands_in_its_queue(open_sw: Switch) -> Non
     while any(queue_gauges(open_sw).get(q) for q in expected) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(queue_gauges(open_sw).get(q) for q in expected), "callers who hung up left"
+    time.sleep(0.6)
+    for call in calls:
+        events = read_events(open_sw.data_dir, call.call_id)
+        assert kinds(events)[-2:] in (["ended", "abandoned"], ["abandoned", "ended"]), kinds(events)
 
 
 def sipp_call(switch: Switch, dialed: str, digit: str, tag: str) -> tuple[int, str]:
@@ -341,6 +346,20 @@ def test_out_of_hours_callers_hear_the_hours_and_are_hung_up(closed_sw: Switch) 
     assert len(recorded) == 1, list((closed_sw.data_dir / "voicemail").iterdir())
     seconds = len(read_wav(recorded[0].read_bytes())) / 16000
     assert 2.5 < seconds < 3.5, seconds
+
+
+def test_a_closure_day_closes_the_service(tmp_path: Path) -> None:
+    """An extra closure day in the configuration (today) closes a service that its
+    weekly hours would open."""
+    today = datetime.now(ROME).date().isoformat()
+    switch = switch_with(tmp_path, open_now=True, calendar={"closures": [today]})
+    try:
+        with TrunkCall(target(switch), "0461499335") as call:
+            assert call.invite().status == 200
+            events = wait_event(switch.data_dir, call.call_id, "after_hours", timeout=5)
+        assert [e["data"] for e in events if e["kind"] == "after_hours"] == [{"reason": "closure"}]
+    finally:
+        stop_checked(switch)
 
 
 def http(switch: Switch, method: str, path: str, body: object | None = None) -> tuple[int, Any]:
