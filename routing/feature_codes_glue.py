@@ -216,6 +216,7 @@ def media_event(b2bua: B2bua, event: MediaEvent, *, now: float) -> bool:
 
 def hang_up(b2bua: B2bua, call: FeatureCall, *, now: float) -> None:
     """We end the feature call: BYE and release its media."""
+    log.info("feature call %s of %s: hanging up", call.call_id, call.operator)
     b2bua.send_bye(call.dialog, call.addr, now=now)
     ended(b2bua, call)
 
