@@ -473,6 +473,7 @@ def start_operators(
     uas = run.start("operators", [
         "sipp", "-sf", str(SCENARIOS / "load-operator.xml"),
         "-key", "ring_ms", str(ring_ms), "-key", "talk_ms", str(talk_ms),
+        "-key", "hangup", "operator",
         "-trace_stat", "-fd", "1",
         *sipp_common(ports.operators, ports.operator_media, 3600),
     ])  # fmt: skip
