@@ -268,6 +268,16 @@ def operator_failed(b2bua: B2bua, key: TransactionKey, *, now: float) -> None:
         _refused(b2bua, call, leg, 408, now=now)
 
 
+def reap_dead_offers(b2bua: B2bua, *, now: float) -> None:
+    """Offers whose INVITE transaction ended with no final response for us (Timer B,
+    a transport error, §8.1.3.1: "treated as a 408") fail as unreachable, even when the
+    layer's timeout event never reaches call control."""
+    layer = b2bua.endpoint.layer
+    for call, leg in b2bua.calls.offers():
+        if leg.dialog is None and not leg.answered and layer.client_state(leg.key) is None:
+            _refused(b2bua, call, leg, 408, now=now)
+
+
 # -- releasing -------------------------------------------------------------------------
 
 

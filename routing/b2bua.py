@@ -137,6 +137,7 @@ class B2bua:
         self.acd.handle_timer(now=now)
         feature_codes_glue.handle_timer(self, now=now)
         self._reap(now=now)
+        acd_glue.reap_dead_offers(self, now=now)
         for call in self.calls.with_ivr():
             timer = call.ivr.get_timer() if call.ivr is not None else None
             if call.ivr is not None and timer is not None and timer <= now:

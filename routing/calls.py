@@ -99,6 +99,10 @@ class CallRegistry:
         """The operator leg whose INVITE transaction this is."""
         return self._by_leg_key.get(key)
 
+    def offers(self) -> list[tuple[CallerLeg, OperatorLeg]]:
+        """Every live operator leg and its call."""
+        return list(self._by_leg_key.values())
+
     def with_ivr(self) -> list[CallerLeg]:
         """Calls still in their IVR."""
         return [c for c in self._by_call_id.values() if c.ivr is not None and c.phase is Phase.IVR]

@@ -3,7 +3,7 @@ switch and operators' phones (RFC 3261 §9.1 CANCEL, §13.2.2.4 2xx and ACK, §1
 
 from __future__ import annotations
 
-from b2bua_harness import TRUNK, Harness, in_dialog, invite, make_harness, register
+from b2bua_harness import ROOT, TRUNK, Harness, in_dialog, invite, make_harness, register
 from phones import (
     PHONES,
     answer,
@@ -20,6 +20,7 @@ from phones import (
 
 from acd.operator import OperatorState
 from metrics.events import EventKind
+from server.config import load_settings
 
 
 def two_operators() -> Harness:
@@ -250,3 +251,22 @@ def test_refused_reinvites_leave_the_dialog_ready_for_the_next_one() -> None:
     out = h.deliver(in_dialog("BYE", ok, cseq=4, source=TRUNK), TRUNK)
     assert [r.status for r in finals(out)] == [200]
     assert h.core.active_calls() == 0
+
+
+def test_phone_silent_to_the_invite_fails_the_offer_at_timer_b() -> None:
+    settings = load_settings(ROOT / "config" / "trentino.yaml")
+    slow = [q.model_copy(update={"ring_timeout": 60.0}) for q in settings.queues]
+    h = make_harness(settings.model_copy(update={"queues": slow}))
+    register(h, "1001", "demo1001", phone=PHONES["1001"])
+    h.advance(1.0)
+    register(h, "1002", "demo1002", phone=PHONES["1002"])
+    queue_call(h)
+    offer_to(h, "1001")
+    offered_at = h.now
+    h.advance(31.9)
+    assert not [a for _, a in sent_requests(h, "INVITE") if a == PHONES["1002"]]
+    h.advance(0.2)  # Timer B = 64*T1 = 32 s: as a 408, long before the 60 s ring timeout
+    assert h.now - offered_at < 33
+    assert offer_to(h, "1002").headers.get("x-centralino-call-id") == "call-1@pbx"
+    assert state(h, "1001") is OperatorState.AVAILABLE  # unreachable: skipped, not paused
+    assert "call-1@pbx/1001" not in h.media.open
