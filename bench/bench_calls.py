@@ -4,10 +4,12 @@ Run: bash bench/run.sh   (or /work/venv/bin/python bench/bench_calls.py [--quick
 
 One run, bounded by --budget seconds (default 540, under 10 minutes):
 1. starts the switch on bench/load.yaml (SIP, HTTP and RTP on 127.0.0.1 only);
-2. memory: fills the queue with callers while no operator is registered
-   (load-caller-abandon.xml) and divides the RSS growth by the calls in progress;
-3. registers N SIPp operators (load-register.xml) answering in one SIPp UAS
-   (load-operator.xml: ring, talk, hang up);
+2. registers N SIPp operators (load-register.xml) answering in one SIPp UAS
+   (load-operator.xml: ring, answer, then the caller hangs up);
+3. memory: callers who hang up after a few seconds (load-caller-abandon.xml), N of
+   them talking to the operators and the others queued with music on hold; the RSS
+   growth over the calls in progress is the memory per call. Then the UAS is restarted
+   on the same port with operators who hang up after their talk time;
 4. ramps the call rate (doubling, then bisecting) for (a) pass-through, 800000001,
    straight to the queue (load-caller.xml), and (b) the full flow, 800000002: welcome,
    RFC 2833 digit, queue, operator, BYE (load-caller-ivr.xml); a step passes when SIPp
@@ -428,8 +430,9 @@ def start_switch(run: Run, ports: Ports, command: str) -> subprocess.Popen[bytes
 
 
 def memory_per_call(bench: Bench, rate: int, seconds: float) -> dict[str, float]:
-    """RSS growth over calls in progress, with callers waiting in the queue (no operator
-    registered yet, so every call stays queued with music on hold until it abandons)."""
+    """RSS growth over calls in progress: callers who hang up after `seconds` + 1.5 s,
+    as many talking to an operator as there are operators (who let the caller hang up),
+    the others waiting in the queue with music on hold."""
     assert bench.switch is not None
     pid, ports, run = bench.switch.pid, bench.ports, bench.run
     warm = abandon_argv(20, 40, 200, ports)
@@ -466,17 +469,20 @@ def abandon_argv(rate: int, calls: int, wait_ms: int, ports: Ports) -> list[str]
     ]  # fmt: skip
 
 
-def start_operators(
-    run: Run, ports: Ports, count: int, ring_ms: int, talk_ms: int
+def start_uas(
+    run: Run, ports: Ports, args: argparse.Namespace, hangup: str
 ) -> subprocess.Popen[bytes]:
-    """One SIPp UAS answering for every operator, then the registrations."""
-    uas = run.start("operators", [
+    """One SIPp UAS answering for every operator (`hangup`: operator or caller)."""
+    return run.start(f"operators-{hangup}", [
         "sipp", "-sf", str(SCENARIOS / "load-operator.xml"),
-        "-key", "ring_ms", str(ring_ms), "-key", "talk_ms", str(talk_ms),
-        "-key", "hangup", "operator",
-        "-trace_stat", "-fd", "1",
+        "-key", "ring_ms", str(args.ring_ms), "-key", "talk_ms", str(args.talk_ms),
+        "-key", "hangup", hangup, "-trace_stat", "-fd", "1",
         *sipp_common(ports.operators, ports.operator_media, 3600),
     ])  # fmt: skip
+
+
+def register_operators(run: Run, ports: Ports, count: int) -> None:
+    """REGISTER operators 2001.. with digest, their Contact at the UAS's port."""
     csv = run.workdir / "operators.csv"
     lines = [f"{2000 + i};[authentication username={2000 + i} password={PASSWORD}]"
              for i in range(1, count + 1)]  # fmt: skip
@@ -491,7 +497,6 @@ def start_operators(
         raise SystemExit(f"operators did not register: see {run.workdir / 'register.out'}")
     registered = health(ports).get("registrations")
     print(f"operators: {registered} registered, answering at {HOST}:{ports.operators}")
-    return uas
 
 
 def profile(bench: Bench, flow: str, rate: int) -> dict[str, list[tuple[str, float]]]:
@@ -684,8 +689,13 @@ def phases(run: Run, ports: Ports, args: argparse.Namespace, deadline: float) ->
     switch = start_switch(run, ports, args.switch_command)
     bench = Bench(run=run, ports=ports, switch=switch, operator=None,
                   step_seconds=args.step_seconds, fixed_ms={})  # fmt: skip
+    listener = start_uas(run, ports, args, "caller")
+    register_operators(run, ports, args.operators)
     memory = memory_per_call(bench, args.memory_rate, args.memory_seconds)
-    bench.operator = start_operators(run, ports, args.operators, args.ring_ms, args.talk_ms)
+    memory["talking_at_peak"] = min(args.operators, int(memory["peak_calls"]))
+    run.stop(listener)
+    bench.operator = start_uas(run, ports, args, "operator")
+    time.sleep(0.5)
     fixed = float(args.ring_ms + args.talk_ms)
     bench.fixed_ms = {"pass-through": fixed, "full-flow": fixed + 500}
     share = (deadline - time.monotonic() - 60) / 2
