@@ -136,7 +136,8 @@ class B2bua:
     def _handle_timer(self, *, now: float) -> None:
         self.acd.handle_timer(now=now)
         feature_codes_glue.handle_timer(self, now=now)
-        self._reap(now=now)
+        layer = self.endpoint.layer
+        self.calls.reap(self.dialogs, lambda key: layer.client_state(key) is not None, now=now)
         acd_glue.reap_dead_offers(self, now=now)
         for call in self.calls.with_ivr():
             timer = call.ivr.get_timer() if call.ivr is not None else None
@@ -209,10 +210,6 @@ class B2bua:
             self.calls.bye_answered(self.dialogs, key, None, now=now)
         else:
             acd_glue.operator_failed(self, key, now=now)
-
-    def _reap(self, *, now: float) -> None:
-        layer = self.endpoint.layer
-        self.calls.reap(self.dialogs, lambda key: layer.client_state(key) is not None, now=now)
 
     def _on_ack_timeout(self, call_id: str, *, now: float) -> None:
         # §13.3.1.4: no ACK for our 2xx; the session is not established, so end it.
