@@ -66,7 +66,7 @@ async def _serve(conn: Connection) -> None:
     with tempfile.TemporaryDirectory() as data:
         runtime = MediaRuntime(
             loop, host=HOST, port_min=50000, port_max=60998, prompts_dir=ROOT / "config/prompts",
-            data_dir=Path(data), media_timeout=600.0, g729=g729, on_event=_ignore,
+            data_dir=Path(data), media_timeout=3600.0, g729=g729, on_event=_ignore,
         )  # fmt: skip
         runtime.prompts.preload(["music-on-hold"], ["it"])
         while True:
