@@ -302,3 +302,19 @@ def test_welcome_then_menu_is_one_continuous_stream(sw: Switch) -> None:
     assert heard[: len(expected)] == expected
     assert heard[len(expected) :] == menu
     assert 49.5 <= figures["packets_per_s"] <= 50.5 and abs(figures["drift_s"]) < 0.05, figures
+
+
+@pytest.mark.parametrize(
+    ("offer", "chosen"),
+    [(["PCMA", "PCMU", "G729"], "PCMA"), (["G729", "PCMU"], "G729"), (["3/GSM", "PCMU"], "PCMU")],
+)
+def test_the_offerers_order_decides_the_codec(sw: Switch, offer: list[str], chosen: str) -> None:
+    """RFC 3264 §6.1: the answer keeps the offerer's preference among what we support."""
+    with TrunkCall(target(sw), NUMBER, codecs=offer) as call:
+        assert call.invite().status == 200
+        assert call.sdp is not None
+        assert (call.sdp.codec, call.sdp.payload_types) == (chosen, (PAYLOAD_TYPE[chosen], 101))
+        deadline = time.monotonic() + 3
+        while not call.rtp.packets() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert {p.payload_type for p in call.rtp.packets()} == {PAYLOAD_TYPE[chosen]}
