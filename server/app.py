@@ -67,6 +67,8 @@ class Switch:
         self.http: uvicorn.Server | None = None
         self.stopping = False
         self.api = ApiRuntime.for_switch(self)
+        # Service notices are recorded at run time into the data folder.
+        self.media.prompts.resolve = self.api.notices.wav_path
 
     def _media_event(self, event: MediaEvent) -> None:
         if isinstance(event, RecordingFinished):

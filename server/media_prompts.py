@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from media import g711
@@ -38,6 +38,8 @@ class PromptLibrary:
     def __init__(self, prompts_dir: Path, *, g729: G729Library | None) -> None:
         self._dir = prompts_dir
         self._g729 = g729
+        self.resolve: Callable[[str, str], Path | None] = lambda prompt, language: None
+        """Where prompts made at run time live (service notices), tried first."""
         self._pcm: dict[tuple[str, str], Frames] = {}
         self._encoded: dict[tuple[str, str, str], Frames] = {}
 
@@ -81,7 +83,7 @@ class PromptLibrary:
         if not (_SAFE_NAME.fullmatch(prompt) and _SAFE_NAME.fullmatch(language)):
             log.error("prompt %r in language %r: not a valid prompt name", prompt, language)
             return None
-        path = self._dir / language / f"{prompt}.wav"
+        path = self.resolve(prompt, language) or self._dir / language / f"{prompt}.wav"
         try:
             frames = tuple(split_frames(read_wav(path.read_bytes())))
         except (OSError, WavError) as exc:

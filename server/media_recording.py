@@ -10,11 +10,8 @@ the media tick of every other call must not wait for.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -22,8 +19,9 @@ from pathlib import Path
 from media.recorder import RecordingEndReason
 from media.recorder import RecordingFinished as Recorded
 from routing.media_plane import MediaEvent, RecordingFinished
+from server.persist import write_atomically
 
-__all__ = ["RecordingWriter", "safe_file_name", "write_atomically"]
+__all__ = ["RecordingWriter", "safe_file_name"]
 
 log = logging.getLogger(__name__)
 
@@ -40,27 +38,6 @@ def safe_file_name(name: str) -> str:
     """`name` as one path component: no separators, no leading dot, never empty."""
     cleaned = _UNSAFE.sub("_", name).lstrip(".")
     return cleaned[:200] or "recording"
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Temporary file in the same folder, fsync, rename over `path`, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
 
 
 class RecordingWriter:

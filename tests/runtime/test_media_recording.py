@@ -12,7 +12,8 @@ from media_runtime_helpers import Harness, Peer, frames, rtp, tone
 from media import g711
 from media.wav import read_wav
 from routing.media_plane import LegMedia, RecordingFinished
-from server.media_recording import safe_file_name, write_atomically
+from server.media_recording import safe_file_name
+from server.persist import write_atomically
 
 VOICE = tone(300, 1.0, amplitude=6000)
 
