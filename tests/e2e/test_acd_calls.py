@@ -78,12 +78,16 @@ def test_ten_callers_on_three_operators_are_answered_in_order_of_arrival(
         answered = [e.call_id for e in of_kind(log, "answered")]
         assert len(set(queued)) == 10
         assert answered == queued
+        offered = [e.call_id for e in of_kind(log, "offered")]
+        assert offered == queued  # first in, first offered: nobody overtakes
         assert not of_kind(log, "abandoned")
         served = {e.operator for e in of_kind(log, "answered")}
         assert served == {"1001", "1002", "1003"}
         assert wait_for("no calls", lambda: active_calls(switch) == 0, 5)
         for phone in phones:
             assert phone.process.poll() is None  # still registered, not crashed
+        for op in ("1001", "1002", "1003"):
+            assert phone_problems(procs, op) == []
     finally:
         stop_process(switch.process)
 
@@ -103,6 +107,7 @@ def test_caller_hanging_up_while_talking_hangs_up_the_operator(
         assert of_kind(log, "ended")[0].data == {"by": "caller"}
         trace = wait_for("the BYE at the phone", lambda: bye_at(procs, "1001"), 5)
         assert "BYE sip:1001@" in trace
+        assert phone_problems(procs, "1001") == []
         assert wait_for("no calls", lambda: active_calls(switch) == 0, 5)
     finally:
         stop_process(switch.process)
@@ -140,6 +145,7 @@ def test_caller_hanging_up_while_an_operator_rings_cancels_the_offer(
         assert "CANCEL sip:" in trace and "487 Request Terminated" in trace
         # The operator was not to blame: free again, not paused.
         assert operator_states(log, "1001")[-1] == ("available", "")
+        assert phone_problems(procs, "1001") == []
     finally:
         stop_process(switch.process)
 
@@ -162,6 +168,7 @@ def test_operator_not_answering_is_paused_and_the_next_one_gets_the_call(
         assert [e.operator for e in of_kind(log, "answered")] == ["1002"], diagnose(switch)
         assert ("paused", "no answer") in operator_states(log, "1001")
         assert "CANCEL sip:" in phone_trace(procs, "1001")
+        assert phone_problems(procs, "1001") == phone_problems(procs, "1002") == []
     finally:
         stop_process(switch.process)
 
@@ -184,6 +191,7 @@ def test_busy_operator_is_skipped_and_the_next_one_gets_the_call(
         assert [e.operator for e in of_kind(log, "answered")] == ["1002"], diagnose(switch)
         # Busy is not a fault: 1001 is skipped for a while, never paused.
         assert all(state != "paused" for state, _ in operator_states(log, "1001"))
+        assert phone_problems(procs, "1001") == phone_problems(procs, "1002") == []
     finally:
         stop_process(switch.process)
 
@@ -204,6 +212,7 @@ def test_two_operators_racing_for_one_call(tmp_path: Path, procs: Processes) -> 
         # The loser's answer crossed our CANCEL: it was ACKed and hung up, not left open.
         trace = wait_for("the loser's BYE", lambda: bye_at(procs, loser), 10)
         assert "BYE sip:" in trace
+        assert phone_problems(procs, "1001") == phone_problems(procs, "1002") == []
         assert wait_for("no calls", lambda: active_calls(switch) == 0, 5)
     finally:
         stop_process(switch.process)
@@ -261,6 +270,14 @@ def phone_trace(procs: Processes, operator: str) -> str:
     """What the phone's SIPp saw and sent (its -trace_msg file)."""
     folder = procs.tmp / f"phone-{operator}"
     return "".join(p.read_text(errors="replace") for p in folder.glob("*_messages.log"))
+
+
+def phone_problems(procs: Processes, operator: str) -> list[str]:
+    """What the phone's SIPp logged as wrong (its -trace_err file): an aborted call or
+    an unexpected message means the switch sent what a phone does not expect."""
+    folder = procs.tmp / f"phone-{operator}"
+    text = "".join(p.read_text(errors="replace") for p in folder.glob("*_errors.log"))
+    return [word for word in ("Aborted", "nexpected", "Discarding") if word in text]
 
 
 def bye_at(procs: Processes, operator: str) -> str:
