@@ -12,8 +12,9 @@ before the answer, so the ACD already acts on it when the phone shows the call:
 | right password of the operator of this phone   | 200 OK, a beep, then BYE (about 1 s) |
 | wrong password, unknown user, another operator  | 403 Forbidden, nothing applied       |
 | a control the operator's state does not allow   | 403 Forbidden with a Warning saying  |
-| (e.g. `*44` while not in wrap-up)               | why; nothing applied                 |
+| (`*42` while logged out, `*45` before any call) | why; nothing applied                 |
 | an SDP offer we cannot answer                   | 488 with a Warning; nothing applied  |
+| no RTP port free                                | 503 with a Warning; nothing applied  |
 
 The credentials are checked as the registrar checks a REGISTER (RFC 3261 §22.4: the same
 realm, passwords and nonces), and only INVITEs the endpoint traced to a registered
