@@ -308,8 +308,15 @@ def phone_changed(b2bua: B2bua, operator: str, reachable: bool, *, now: float) -
     if operator not in b2bua.acd.operator_ids():
         return
     if reachable:
+        # Only a phone that appears logs its operator in (Asterisk's static member): a
+        # refresh of the registration must not undo the operator's own `*40` logout.
+        appeared = not b2bua.acd.operator_snapshot(operator, now=now).registered
         b2bua.acd.operator_registered(operator, now=now)
-        if b2bua.auto_login and str(b2bua.acd.operator_state(operator)) == "logged_out":
+        if (
+            appeared
+            and b2bua.auto_login
+            and str(b2bua.acd.operator_state(operator)) == "logged_out"
+        ):
             b2bua.acd.operator_login(operator, now=now)
     else:
         b2bua.acd.operator_unregistered(operator, now=now)

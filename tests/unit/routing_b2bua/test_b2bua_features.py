@@ -176,3 +176,15 @@ def test_resolved_sets_the_disposition_of_the_last_answered_call() -> None:
     dispositions = [f for k, f in h.events if k is EventKind.DISPOSITION]
     assert dispositions[-1]["call_id"] == "call-1@pbx"
     assert dispositions[-1]["data"] == {"disposition": "resolved", "explicit": "true"}
+
+
+def test_a_registration_refresh_does_not_undo_a_logout() -> None:
+    h = registered()
+    assert dial_feature(h, "*40", "1001", "demo1001").status == 200
+    h.advance(5.0)  # (before the first OPTIONS ping, which this phone would not answer)
+    assert register(h, "1001", "demo1001", phone=PHONES["1001"]).status == 200  # refresh
+    assert state(h, "1001") is OperatorState.LOGGED_OUT
+    # Gone and back (a new registration) is a login again, as the phone's first one was.
+    register(h, "1001", "demo1001", phone=PHONES["1001"], expires=0)
+    register(h, "1001", "demo1001", phone=PHONES["1001"])
+    assert state(h, "1001") is OperatorState.AVAILABLE
