@@ -42,6 +42,7 @@ def write_config(
     strategy: str = "longest-idle",
     wrapup: float = 0.0,
     queue_extra: dict[str, Any] | None = None,
+    ping_interval: float = 300.0,
 ) -> Path:
     """A copy of config/trentino.yaml with one service always open whose IVR plays a
     beep (0.5 s) and sends callers to one queue served by operators 1001-1004, and the given ring
@@ -50,7 +51,7 @@ def write_config(
     for op in base["operators"]:
         op["skills"] = {QUEUE: 1}
     base["prompts_dir"] = str(ROOT / "config" / "prompts")
-    base["sip"]["options_ping_interval"] = 300
+    base["sip"]["options_ping_interval"] = ping_interval
     every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
     base["services"] = {
         SERVICE: {

@@ -23,6 +23,7 @@ from acd_helpers import (
     of_kind,
     operator_states,
     processes,
+    registrations,
     wait_for,
     wait_registered,
     write_config,
@@ -262,6 +263,20 @@ def test_phone_unregistering_mid_offer_the_call_is_offered_again_at_once(
         assert [e.operator for e in of_kind(log, "offered")] == ["1001", "1002"], diagnose(switch)
         assert [e.operator for e in of_kind(log, "answered")] == ["1002"], diagnose(switch)
         assert all(state != "paused" for state, _ in operator_states(log, "1001"))
+    finally:
+        stop_process(switch.process)
+
+
+def test_phones_answer_the_registrars_keepalives(tmp_path: Path, procs: Processes) -> None:
+    switch = serve(tmp_path, ping_interval=1.0)
+    try:
+        procs.phone(switch, "1001", kind="answer", life_ms=20000)
+        procs.phone(switch, "1002", kind="noanswer", life_ms=20000)
+        wait_registered(switch, 2)
+        wait_for("pings", lambda: phone_trace(procs, "1002").count("OPTIONS sip:") >= 3, 10)
+        assert phone_trace(procs, "1001").count("OPTIONS sip:") >= 3
+        assert registrations(switch) == 2  # every ping answered: nobody dropped
+        assert phone_problems(procs, "1001") == phone_problems(procs, "1002") == []
     finally:
         stop_process(switch.process)
 
