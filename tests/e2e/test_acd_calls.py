@@ -30,6 +30,8 @@ from acd_helpers import (
 )
 from conftest import Switch, need, start_switch, stop_process
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[Processes]:
