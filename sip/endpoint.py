@@ -159,11 +159,7 @@ class Endpoint:
 
     def operator_at(self, addr: Addr) -> str | None:
         """The operator whose registered phone sends from `addr`, if any."""
-        location = self.registrar.location
-        for user in location.users():
-            if any(b.source == addr for b in location.bindings(user)):
-                return user
-        return None
+        return self.registrar.location.user_at(addr)
 
     def active_calls(self) -> int:
         """Calls in progress (for draining)."""

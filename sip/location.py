@@ -103,6 +103,13 @@ class PingContact:
     target_addr: Addr
 
 
+class _Stale:
+    """Marks the cached next deadline as out of date."""
+
+
+_STALE = _Stale()
+
+
 @dataclass(slots=True)
 class _PingState:
     due_at: float
@@ -119,9 +126,11 @@ class LocationService:
 
     __slots__ = (
         "_bindings",
+        "_by_source",
         "_events",
         "_next_id",
         "_pings",
+        "_timer",
         "_users_by_id",
         "max_ping_failures",
         "ping_interval",
@@ -135,6 +144,9 @@ class LocationService:
         self._users_by_id: dict[int, str] = {}
         self._events: deque[LocationEvent] = deque()
         self._next_id = 0
+        # Both are asked about on every request: kept up to date instead of scanned.
+        self._by_source: dict[Addr, dict[int, str]] = {}
+        self._timer: float | _Stale | None = _STALE
 
     # -- queries ------------------------------------------------------------------------
 
@@ -149,6 +161,11 @@ class LocationService:
     def users(self) -> list[str]:
         """Users with at least one binding."""
         return list(self._bindings)
+
+    def user_at(self, source: Addr) -> str | None:
+        """The user with a binding registered from `source`, if any."""
+        users = self._by_source.get(source)
+        return next(iter(users.values())) if users else None
 
     def get(self, binding_id: int) -> Binding | None:
         """A binding by its id, if it still exists."""
@@ -167,6 +184,8 @@ class LocationService:
         stored = replace(binding, binding_id=self._next_id)
         self._bindings.setdefault(stored.user, {})[stored.binding_id] = stored
         self._users_by_id[stored.binding_id] = stored.user
+        self._by_source.setdefault(stored.source, {})[stored.binding_id] = stored.user
+        self._timer = _STALE
         if self.ping_interval is not None:
             self._pings[stored.binding_id] = _PingState(now + self.ping_interval)
         self._events.append(ContactRegistered(at=now, user=stored.user, binding=stored))
@@ -174,7 +193,11 @@ class LocationService:
 
     def refresh(self, binding: Binding, *, now: float) -> None:
         """Replace a binding in place (same id): a REGISTER renewed it."""
+        old = self._bindings[binding.user][binding.binding_id]
         self._bindings[binding.user][binding.binding_id] = binding
+        self._forget_source(old)
+        self._by_source.setdefault(binding.source, {})[binding.binding_id] = binding.user
+        self._timer = _STALE
         state = self._pings.get(binding.binding_id)
         if state is not None:
             state.failures = 0  # a REGISTER that got through proves the phone is there
@@ -189,9 +212,18 @@ class LocationService:
             del self._bindings[binding.user]
         self._pings.pop(binding.binding_id, None)
         del self._users_by_id[binding.binding_id]
+        self._forget_source(binding)
+        self._timer = _STALE
         self._events.append(
             ContactRemoved(at=now, user=binding.user, binding=binding, reason=reason)
         )
+
+    def _forget_source(self, binding: Binding) -> None:
+        users = self._by_source.get(binding.source)
+        if users is not None:
+            users.pop(binding.binding_id, None)
+            if not users:
+                del self._by_source[binding.source]
 
     def expire(self, *, now: float, user: str | None = None) -> None:
         """Remove bindings whose expiry has passed (all users, or one)."""
@@ -205,9 +237,11 @@ class LocationService:
 
     def get_timer(self) -> float | None:
         """The next expiry or ping instant; pings awaiting a result do not count."""
-        instants = [b.expires_at for per in self._bindings.values() for b in per.values()]
-        instants += [s.due_at for s in self._pings.values() if not s.in_flight]
-        return min(instants, default=None)
+        if isinstance(self._timer, _Stale):
+            instants = [b.expires_at for per in self._bindings.values() for b in per.values()]
+            instants += [s.due_at for s in self._pings.values() if not s.in_flight]
+            self._timer = min(instants, default=None)
+        return self._timer
 
     def handle_timer(self, *, now: float) -> None:
         """Expire bindings whose time has come (§10.3: a binding lasts `expires` seconds)."""
@@ -222,6 +256,7 @@ class LocationService:
                 if state is None or state.in_flight or state.due_at > now:
                     continue
                 state.in_flight = True
+                self._timer = _STALE
                 out.append(
                     PingContact(user=binding.user, binding=binding, target_addr=binding.target)
                 )
@@ -235,6 +270,7 @@ class LocationService:
             return
         state.in_flight = False
         state.due_at = now + self.ping_interval
+        self._timer = _STALE
         state.failures = 0 if ok else state.failures + 1
         if state.failures >= self.max_ping_failures:
             self.remove(binding, RemovalReason.UNREACHABLE, now=now)
