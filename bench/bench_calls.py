@@ -1,6 +1,6 @@
 """Call-rate benchmark of `centralino serve` with SIPp, on loopback only.
 
-Run: bash bench/run.sh   (or /work/venv/bin/python bench/bench_calls.py [--quick])
+Run: bash bench/run.sh   (or .venv/bin/python bench/bench_calls.py [--quick])
 
 One run, bounded by --budget seconds (default 540, under 10 minutes):
 1. starts the switch on bench/load.yaml (SIP, HTTP and RTP on 127.0.0.1 only);

@@ -1,6 +1,6 @@
 """Media runtime capacity over real loopback sockets: prompt streams, bridged calls, G.729.
 
-Run: /work/venv/bin/python bench/bench_media.py [--plays 250,500,1000]
+Run: .venv/bin/python bench/bench_media.py [--plays 250,500,1000]
      [--bridges 100,250,500] [--g729 20] [--seconds 3] [--drift 600]
 
 Two processes, as in production: the runtime (server.media.MediaRuntime on uvloop) in a

@@ -1,6 +1,6 @@
 """OPTIONS/s that `centralino serve` answers, next to SIPp answering OPTIONS itself.
 
-Run: /work/venv/bin/python bench/bench_options.py [--rates 1000,2000,5000,8000,10000]
+Run: .venv/bin/python bench/bench_options.py [--rates 1000,2000,5000,8000,10000]
      [--seconds 3] [--log-level INFO] [--no-parser]
 
 For each rate, SIPp (`sipp-scenarios/options.xml`, which checks the 200 carries Allow)

@@ -1,6 +1,6 @@
 """Parser throughput on one core: messages/s for a typical INVITE (with SDP) and a 200 OK.
 
-Run: /work/venv/bin/python bench/bench_parser.py [--seconds 1.0]
+Run: .venv/bin/python bench/bench_parser.py [--seconds 1.0]
 
 Each case runs for about `--seconds` per round, and the best of `--rounds` rounds is
 printed (other processes on a shared machine only ever slow a round down). The

@@ -1,6 +1,6 @@
 """RTP hot-path throughput: packets per second for parse, build, receive and relay.
 
-Run: /work/venv/bin/python bench/bench_rtp.py [--packets N]
+Run: .venv/bin/python bench/bench_rtp.py [--packets N]
 
 Figures are per core, single-threaded. The reference line is the cost of the bare
 `struct.unpack_from` + `pack` a packet needs anyway, measured in the same run, so the

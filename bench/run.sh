@@ -6,7 +6,7 @@
 # under 10 minutes. Extra arguments go to bench_calls.py (e.g. --quick, --profile-rate 200).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-/work/venv/bin/python}"
-[ -x "$PYTHON" ] || PYTHON=.venv/bin/python
+PYTHON="${PYTHON:-.venv/bin/python}"
+[ -x "$PYTHON" ] || { echo "no $PYTHON: run scripts/setup.sh first" >&2; exit 2; }
 command -v sipp >/dev/null || { echo "sipp not found: apt-get install sip-tester" >&2; exit 2; }
 exec "$PYTHON" bench/bench_calls.py "$@"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -157,6 +158,11 @@ async def serve(settings: Settings, *, drain_seconds: float) -> int:
         log.error("cannot start: %s", exc)
         await switch.stop()
         return 1
+    # Everything built so far lives as long as the process: keep it out of the
+    # collector's full passes, and collect the young generation less often (a call
+    # allocates thousands of short-lived objects; full passes paused the loop 67-304 ms).
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
     await stop.wait()
     log.info("stopping: no new calls")
     await switch.drain(drain_seconds)

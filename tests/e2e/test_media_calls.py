@@ -39,7 +39,10 @@ pytestmark = pytest.mark.e2e
 
 NUMBER = "800228040"
 SIPP_PCAPS = Path("/usr/share/sip-tester")
-ASTERISK_PCAP = Path("/work/shared/corpus/pcap/asterisk_ulaw-2013785496_rtp_rfc2833.pcap")
+ASTERISK_PCAP = (
+    Path(__file__).resolve().parents[3]
+    / "shared/corpus/pcap/asterisk_ulaw-2013785496_rtp_rfc2833.pcap"
+)
 ASTERISK_DIGITS = "2013785496"  # the capture's known answer (issue 3)
 WELCOME = PROMPTS / "it" / "welcome-trentino-digitale.wav"
 PAYLOAD_TYPE = {"PCMU": 0, "PCMA": 8, "G729": 18}

@@ -29,7 +29,10 @@ from media.telephone_event import plan_digit
 from routing.media_plane import DigitDetected, LegMedia, MediaTimedOut
 from server.media import MediaRuntime
 
-ASTERISK_PCAP = Path("/work/shared/corpus/pcap/asterisk_ulaw-2013785496_rtp_rfc2833.pcap")
+ASTERISK_PCAP = (
+    Path(__file__).resolve().parents[3]
+    / "shared/corpus/pcap/asterisk_ulaw-2013785496_rtp_rfc2833.pcap"
+)
 
 
 def ulaw_to(

@@ -24,7 +24,10 @@ from media.pcap import read_udp_file
 from media.telephone_event import DigitReceived, TelephoneEventReceiver
 
 RATE = 8000
-ASTERISK_PCAP = Path("/work/shared/corpus/pcap/asterisk_ulaw-2013785496_rtp_rfc2833.pcap")
+ASTERISK_PCAP = (
+    Path(__file__).resolve().parents[4]
+    / "shared/corpus/pcap/asterisk_ulaw-2013785496_rtp_rfc2833.pcap"
+)
 DBM0_PEAK = 22_300.0  # the level reference, stated independently of the module
 
 

@@ -12,7 +12,10 @@ import pytest
 
 from media.pcap import PcapError, UdpDatagram, read_udp, read_udp_file
 
-ASTERISK_PCAP = Path("/work/shared/corpus/pcap/asterisk_ulaw-2013785496_rtp_rfc2833.pcap")
+ASTERISK_PCAP = (
+    Path(__file__).resolve().parents[4]
+    / "shared/corpus/pcap/asterisk_ulaw-2013785496_rtp_rfc2833.pcap"
+)
 SIPP_PCAP = Path("/usr/share/sip-tester/dtmf_2833_5.pcap")
 
 

@@ -21,7 +21,10 @@ from media.telephone_event import (
     plan_digit,
 )
 
-ASTERISK_PCAP = Path("/work/shared/corpus/pcap/asterisk_ulaw-2013785496_rtp_rfc2833.pcap")
+ASTERISK_PCAP = (
+    Path(__file__).resolve().parents[4]
+    / "shared/corpus/pcap/asterisk_ulaw-2013785496_rtp_rfc2833.pcap"
+)
 SIPP_DIRS = [Path("/usr/share/sip-tester"), Path("/usr/share/sipp/pcap"), Path("/usr/share/sipp")]
 SIPP_DIGITS = {**{str(d): str(d) for d in range(10)}, "star": "*", "pound": "#"}
 
