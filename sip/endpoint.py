@@ -230,9 +230,10 @@ class Endpoint:
         elif isinstance(event, tx.ResponseReceived) and event.key in self._pings:
             if event.response.status >= 200:
                 self._ping_done(event.key, ok=True, now=now)
-        elif isinstance(event, tx.TransactionTimedOut | tx.TransportFailed):
-            if isinstance(event.key, ClientTransactionKey) and event.key in self._pings:
-                self._ping_done(event.key, ok=False, now=now)
+        elif isinstance(event, tx.TransactionTimedOut | tx.TransportFailed) and (
+            ping := self._ping_key(event.key)
+        ):
+            self._ping_done(ping, ok=False, now=now)
         elif isinstance(event, tx.MessageDropped):
             self._events.append(DatagramDropped(at=now, reason=event.reason, addr=event.addr))
         elif isinstance(event, tx.MalformedRequestAnswered):
@@ -242,7 +243,12 @@ class Endpoint:
                 )
             )
         elif not isinstance(event, tx.ResponseReceived) or event.key not in self._pings:
+            # Everything else concerns calls: responses to our INVITEs and BYEs, ACKs,
+            # CANCELs, and Timer B/F or transport failures of call control's requests.
             self._events.append(event)
+
+    def _ping_key(self, key: object) -> ClientTransactionKey | None:
+        return key if isinstance(key, ClientTransactionKey) and key in self._pings else None
 
     def _on_request(
         self, request: Request, addr: Addr, key: ServerTransactionKey, *, now: float
