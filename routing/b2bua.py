@@ -16,6 +16,7 @@ Operators' feature codes (`*41`...) are served in `routing.feature_codes_glue`.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -101,6 +102,10 @@ class B2bua:
         self.calls = CallRegistry()
         self.features = feature_codes_glue.FeatureCalls()
         self._session_ids = 0
+        # IVR runs are drained and their timers scheduled only when fed: scanning every
+        # call after every datagram made the cost per call grow with the calls in progress.
+        self._ivr_fed: set[str] = set()
+        self._ivr_timers: list[tuple[float, str]] = []
 
     # -- inputs ------------------------------------------------------------------------
 
@@ -139,17 +144,33 @@ class B2bua:
         layer = self.endpoint.layer
         self.calls.reap(self.dialogs, lambda key: layer.client_state(key) is not None, now=now)
         acd_glue.reap_dead_offers(self, now=now)
-        for call in self.calls.with_ivr():
-            timer = call.ivr.get_timer() if call.ivr is not None else None
-            if call.ivr is not None and timer is not None and timer <= now:
+        while (deadline := self._ivr_deadline()) is not None and deadline <= now:
+            _, call_id = heapq.heappop(self._ivr_timers)
+            call = self.calls.get(call_id)
+            if call is not None and call.ivr is not None:
                 call.ivr.handle_timer(now=now)
+                self.ivr_fed(call)
 
     def get_timer(self) -> float | None:
-        """The earliest IVR or ACD deadline."""
-        timers = [self.acd.get_timer(), self.features.get_timer()]
-        timers += [c.ivr.get_timer() for c in self.calls.with_ivr() if c.ivr is not None]
+        """The earliest IVR, ACD or feature-call deadline."""
+        timers = (self.acd.get_timer(), self.features.get_timer(), self._ivr_deadline())
         due = [t for t in timers if t is not None]
         return min(due) if due else None
+
+    def ivr_fed(self, call: CallerLeg) -> None:
+        """The call's IVR run took an input: drain it and re-arm its timer in `_pump`."""
+        self._ivr_fed.add(call.call_id)
+
+    def _ivr_deadline(self) -> float | None:
+        """The earliest live IVR deadline; entries of ended or re-armed runs are dropped."""
+        heap = self._ivr_timers
+        while heap:
+            at, call_id = heap[0]
+            call = self.calls.get(call_id)
+            if call is not None and call.ivr is not None and call.ivr.get_timer() == at:
+                return at
+            heapq.heappop(heap)
+        return None
 
     def operator_reachable(self, operator: str, reachable: bool, *, now: float) -> None:
         """An operator's phone registered, or its last binding went away."""
@@ -225,9 +246,17 @@ class B2bua:
         moved = True
         while moved:
             moved = False
-            for call in self.calls.with_ivr():
-                moved |= ivr_glue.drain(self, call, now=now)
+            while self._ivr_fed:
+                call = self.calls.get(self._ivr_fed.pop())
+                if call is not None and call.ivr is not None:
+                    moved |= ivr_glue.drain(self, call, now=now)
+                    self._arm_ivr(call)
             moved |= acd_glue.drain(self, now=now)
+
+    def _arm_ivr(self, call: CallerLeg) -> None:
+        timer = call.ivr.get_timer() if call.ivr is not None else None
+        if timer is not None:
+            heapq.heappush(self._ivr_timers, (timer, call.call_id))
 
     # -- a new call from the trunk -----------------------------------------------------
 
@@ -328,6 +357,7 @@ class B2bua:
             ivr_glue.digit(self, call, event.digit, now=now)
         elif isinstance(event, PlaybackFinished) and call.ivr is not None:
             call.ivr.prompt_finished(now=now, play_id=event.play_id)
+            self.ivr_fed(call)
         elif isinstance(event, PlaybackFinished) and call.phase is Phase.QUEUED:
             # An announcement ended: back to the music.
             ivr_glue.music_on_hold(self, call)

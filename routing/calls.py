@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from routing.legs import CallerLeg, OperatorLeg, Phase
+from routing.legs import CallerLeg, OperatorLeg
 from sip.dialog import DialogSet
 from sip.message import Request, Response, make_response
 from sip.transaction import ClientTransactionKey
@@ -102,10 +102,6 @@ class CallRegistry:
     def offers(self) -> list[tuple[CallerLeg, OperatorLeg]]:
         """Every live operator leg and its call."""
         return list(self._by_leg_key.values())
-
-    def with_ivr(self) -> list[CallerLeg]:
-        """Calls still in their IVR."""
-        return [c for c in self._by_call_id.values() if c.ivr is not None and c.phase is Phase.IVR]
 
     # -- what outlives a call ------------------------------------------------------------
 

@@ -35,7 +35,7 @@ def start(b2bua: B2bua, call: CallerLeg, *, now: float) -> None:
         service=call.service,
     )
     call.language = call.ivr.language
-    drain(b2bua, call, now=now)
+    b2bua.ivr_fed(call)
 
 
 def drain(b2bua: B2bua, call: CallerLeg, *, now: float) -> bool:
@@ -125,7 +125,7 @@ def digit(b2bua: B2bua, call: CallerLeg, value: str, *, now: float) -> None:
     """A DTMF digit from the caller."""
     if call.ivr is not None:
         call.ivr.handle_digit(value, now=now)
-        drain(b2bua, call, now=now)
+        b2bua.ivr_fed(call)
 
 
 def info_digit(b2bua: B2bua, call: CallerLeg, request: Request, *, now: float) -> None:
