@@ -334,15 +334,13 @@ class B2bua:
 
     def _on_bye(self, call: CallerLeg, call_id: str, *, now: float) -> None:
         if call_id == call.call_id:
-            self.emit(EventKind.ENDED, call, now=now, data={"by": "caller"})
             self._finish(call, by_caller=True, now=now)
         else:
             found = self.calls.leg_by_call_id(call_id)
-            operator = found[1].operator if found else None
-            self.emit(EventKind.ENDED, call, now=now, operator=operator, data={"by": "operator"})
             if found is not None:
                 found[1].dialog = None  # their BYE ended that dialog: no BYE back
-            self.hang_up(call, reason="operator hung up", now=now)
+            operator = found[1].operator if found else None
+            self.hang_up(call, reason="operator hung up", now=now, by="operator", operator=operator)
 
     def _on_ack(self, event: tx.AckReceived) -> None:
         self.dialogs.receive_request(event.request)
@@ -365,26 +363,42 @@ class B2bua:
             log.warning("media timeout on %s after %.0f s: hanging up", event.leg, event.silent_for)
             self.hang_up(call, reason="media timeout", now=now)
         elif isinstance(event, RecordingFinished):
-            self.emit(
-                EventKind.ENDED,
-                call,
-                now=now,
-                data={"voicemail": event.path, "seconds": f"{event.seconds:.1f}"},
-            )
-            self.hang_up(call, reason="voicemail recorded", now=now)
+            voicemail = {"voicemail": event.path, "seconds": f"{event.seconds:.1f}"}
+            self.hang_up(call, reason="voicemail recorded", now=now, data=voicemail)
 
     # -- ending ------------------------------------------------------------------------
 
-    def hang_up(self, call: CallerLeg, *, reason: str, now: float) -> None:
-        """We end the call: BYE the caller (and any operator), release media."""
+    def hang_up(
+        self,
+        call: CallerLeg,
+        *,
+        reason: str,
+        now: float,
+        by: str = "switch",
+        operator: str | None = None,
+        data: Mapping[str, str] | None = None,
+    ) -> None:
+        """We end the call: BYE the caller (and any operator), release media.
+
+        The `ended` event says who ended it (`by`) and, when the switch did, why."""
         log.info("hanging up %s: %s", call.call_id, reason)
         self.send_bye(call.dialog, call.addr, now=now)
         call.dialog = None
-        self._finish(call, by_caller=False, now=now)
+        ended = {"by": by, **({"reason": reason} if by == "switch" else {}), **(data or {})}
+        self._finish(call, by_caller=False, now=now, operator=operator, ended=ended)
 
-    def _finish(self, call: CallerLeg, *, by_caller: bool, now: float) -> None:
+    def _finish(
+        self,
+        call: CallerLeg,
+        *,
+        by_caller: bool,
+        now: float,
+        operator: str | None = None,
+        ended: Mapping[str, str] | None = None,
+    ) -> None:
         if call.phase is Phase.ENDED:
             return
+        self.emit(EventKind.ENDED, call, now=now, operator=operator, data=ended or {"by": "caller"})
         call.phase = Phase.ENDED
         if call.ivr is not None and by_caller:
             call.ivr.hang_up(now=now)

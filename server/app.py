@@ -74,7 +74,9 @@ class Switch:
     def _media_event(self, event: MediaEvent) -> None:
         if isinstance(event, RecordingFinished):
             # Before call control hangs up and forgets the call.
-            call = self.core.b2bua.calls.by_media_leg(event.leg)
+            calls = self.core.b2bua.calls
+            # A caller who hangs up ends the recording: the call may be over already.
+            call = calls.by_media_leg(event.leg) or calls.ended(event.leg.rpartition("/")[0])
             if call is not None:
                 self.api.voicemail_recorded(
                     call.service, event, caller=call.caller, call_id=call.call_id

@@ -19,7 +19,7 @@ from b2bua_harness import (
 from media.sdp import serialize_sdp
 from media.session import PCMU, build_offer
 from metrics.events import EventKind
-from routing.media_plane import DigitDetected, PlaybackFinished
+from routing.media_plane import DigitDetected, MediaTimedOut, PlaybackFinished
 from sip.message import Request, Response
 
 
@@ -157,3 +157,13 @@ def test_bye_for_an_unknown_dialog_gets_481() -> None:
     fake.headers.set("Call-ID", "nobody@pbx")
     (resp,) = finals(h.deliver(in_dialog("BYE", fake, cseq=2, source=TRUNK), TRUNK))
     assert resp.status == 481
+
+
+def test_a_call_the_switch_hangs_up_is_logged_as_ended_by_the_switch() -> None:
+    h = make_harness()
+    answered_call(h)
+    out = h.media_event(MediaTimedOut(at=h.now, leg="call-1@pbx/caller", silent_for=60.0))
+    assert [m.method for m in out if isinstance(m, Request)] == ["BYE"]
+    (ended,) = [fields for kind, fields in h.events if kind is EventKind.ENDED]
+    assert ended["data"] == {"by": "switch", "reason": "media timeout"}
+    assert h.media.open == set()
