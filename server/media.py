@@ -28,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from media import g711
@@ -94,6 +96,8 @@ class MediaRuntime:
         self._late_max = 0.0  # the latest tick since the last stats(), in seconds
         self._late_ticks = 0  # ticks more than 5 ms behind their instant
         self._busy_max = 0.0  # the longest tick since the last stats(), in seconds
+        self._preload_stop = threading.Event()
+        self._preloader: ThreadPoolExecutor | None = None
 
     # --- MediaPlane commands -------------------------------------------------------------
 
@@ -142,7 +146,7 @@ class MediaRuntime:
             event = PlaybackFinished(at=self._loop.time(), leg=leg, play_id=play_id)
             self._loop.call_soon(self.emit, event)
             return
-        state.start_playback(Player(frames, start=self._next_tick(), loop=loop), play_id)
+        state.start_playback(Player(frames, start=self._play_start(), loop=loop), play_id)
         self._playing.add(state)
 
     def stop_playback(self, leg: str) -> None:
@@ -204,12 +208,38 @@ class MediaRuntime:
     # --- lifecycle and introspection -----------------------------------------------------
 
     def close(self) -> None:
-        """Close every leg (shutdown)."""
+        """Close every leg (shutdown) and stop preloading at the next prompt."""
+        self._preload_stop.set()
+        if self._preloader is not None:
+            self._preloader.shutdown(wait=False, cancel_futures=True)
         for leg in list(self._legs):
             self.close_leg(leg)
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None
+
+    def start_preload(
+        self, prompt_ids: Sequence[str] | None = None, languages: Sequence[str] | None = None
+    ) -> asyncio.Future[int]:
+        """Encode the catalogue's prompts for every codec in one worker thread, so that no
+        first play of a prompt stalls the loop (G.729 costs 20-77 ms per prompt).
+
+        Returns at once; the future gives the count of (prompt, language, codec) encoded.
+        None means every `<prompts>/<language>/<id>.wav` on disk. A play before the worker
+        reaches its prompt encodes it on the loop as before. Prompts made at run time
+        (notices, `prompts.resolve`) are left out: they are looked up on the loop only.
+        """
+        found_ids, found_languages = self.prompts.catalogue(languages)
+        ids = list(prompt_ids) if prompt_ids is not None else found_ids
+        ids = [p for p in ids if p not in self.prompts.runtime_made(ids, found_languages)]
+        if self._preloader is None:
+            self._preloader = ThreadPoolExecutor(1, thread_name_prefix="prompt-preload")
+        return self._loop.run_in_executor(self._preloader, self._preload, ids, found_languages)
+
+    def _preload(self, prompt_ids: list[str], languages: list[str]) -> int:
+        loaded = self.prompts.preload(prompt_ids, languages, stopped=self._preload_stop.is_set)
+        log.info("%d prompt encodings preloaded", loaded)
+        return loaded
 
     async def wait_recordings(self) -> None:
         """Wait until every recording being written is on disk."""
@@ -309,6 +339,12 @@ class MediaRuntime:
 
     def _next_tick(self) -> float:
         return self._origin + self._tick_index * FRAME_DURATION
+
+    def _play_start(self) -> float:
+        # Inside a tick (PlaybackFinished -> IVR -> next prompt) the tick's own instant is
+        # already served: starting there would send two packets on the next tick and run
+        # the stream 20 ms early. The next prompt's first frame belongs to the next instant.
+        return self._next_tick() + (FRAME_DURATION if self._in_tick else 0.0)
 
     def _tick(self) -> None:
         due = self._next_tick()

@@ -32,6 +32,14 @@ def codec_names(g729: G729Library | None) -> tuple[str, ...]:
     return ("PCMU", "PCMA", "G729") if g729 is not None else ("PCMU", "PCMA")
 
 
+def _valid(prompt: str, language: str) -> bool:
+    """Ids and languages are file names inside the catalogue, never paths."""
+    if _SAFE_NAME.fullmatch(prompt) and _SAFE_NAME.fullmatch(language):
+        return True
+    log.error("prompt %r in language %r: not a valid prompt name", prompt, language)
+    return False
+
+
 class PromptLibrary:
     """Encoded prompt frames cached per (prompt, language, codec)."""
 
@@ -61,36 +69,77 @@ class PromptLibrary:
         pcm = self._load(prompt, language)
         if pcm is None:
             return None
-        encoded = self._encode(pcm, codec)
-        if encoded is not None:
-            self._encoded[key] = encoded
-        return encoded
+        return self._publish_encoded(key, pcm)
 
-    def preload(self, prompts: Sequence[str], languages: Sequence[str]) -> int:
-        """Read and encode prompts for every codec ahead of the first call; returns a count."""
+    def preload(
+        self,
+        prompts: Sequence[str],
+        languages: Sequence[str],
+        *,
+        stopped: Callable[[], bool] = lambda: False,
+    ) -> int:
+        """Read and encode prompts for every codec ahead of the first call; returns a count.
+
+        Safe in a worker thread while the loop plays: it reads only catalogue files (never
+        `resolve`, which belongs to the loop), builds each frames tuple on its own and
+        publishes it with one dict insertion that keeps whatever was published first.
+        `stopped` is asked between prompts (shutdown).
+        """
         loaded = 0
         for language in languages:
             for prompt in prompts:
+                if stopped():
+                    return loaded
+                pcm = self._read(prompt, language, self._dir / language / f"{prompt}.wav")
+                if pcm is None:
+                    continue
                 for codec in codec_names(self._g729):
-                    loaded += self.encoded(prompt, language=language, codec=codec) is not None
+                    cached = self._encoded.get((prompt, language, codec))
+                    loaded += (
+                        cached or self._publish_encoded((prompt, language, codec), pcm)
+                    ) is not None
         return loaded
 
+    def catalogue(self, languages: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
+        """The prompt ids and languages on disk (`<dir>/<language>/<id>.wav`), sorted."""
+        if languages is None:
+            languages = sorted(p.name for p in self._dir.iterdir() if p.is_dir())
+        ids = {w.stem for lang in languages for w in (self._dir / lang).glob("*.wav")}
+        return sorted(ids), list(languages)
+
+    def runtime_made(self, prompts: Sequence[str], languages: Sequence[str]) -> set[str]:
+        """The ids `resolve` serves (notices recorded at run time): preload leaves them."""
+        return {p for p in prompts for lang in languages if self.resolve(p, lang) is not None}
+
     def _load(self, prompt: str, language: str) -> Frames | None:
+        cached = self._pcm.get((prompt, language))
+        if cached is not None:
+            return cached
+        if not _valid(prompt, language):
+            return None
+        path = self.resolve(prompt, language) or self._dir / language / f"{prompt}.wav"
+        return self._read(prompt, language, path)
+
+    def _read(self, prompt: str, language: str, path: Path) -> Frames | None:
         key = (prompt, language)
         cached = self._pcm.get(key)
         if cached is not None:
             return cached
-        if not (_SAFE_NAME.fullmatch(prompt) and _SAFE_NAME.fullmatch(language)):
-            log.error("prompt %r in language %r: not a valid prompt name", prompt, language)
+        if not _valid(prompt, language):
             return None
-        path = self.resolve(prompt, language) or self._dir / language / f"{prompt}.wav"
         try:
             frames = tuple(split_frames(read_wav(path.read_bytes())))
         except (OSError, WavError) as exc:
             log.error("prompt %s unavailable: %s", path, exc)
             return None
-        self._pcm[key] = frames
-        return frames
+        # One insertion, first writer wins: the loop and the preload worker may race here.
+        return self._pcm.setdefault(key, frames)
+
+    def _publish_encoded(self, key: tuple[str, str, str], pcm: Frames) -> Frames | None:
+        encoded = self._encode(pcm, key[2])
+        if encoded is None:
+            return None
+        return self._encoded.setdefault(key, encoded)
 
     def _encode(self, pcm: Frames, codec: str) -> Frames | None:
         if codec == "PCMU":
