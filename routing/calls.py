@@ -43,6 +43,10 @@ class CallRegistry:
     def __len__(self) -> int:
         return len(self._by_call_id)
 
+    def live(self) -> list[CallerLeg]:
+        """Every call not yet ended."""
+        return list(self._by_call_id.values())
+
     def add(self, call: CallerLeg) -> None:
         """Index a new caller leg."""
         self._by_call_id[call.call_id] = call

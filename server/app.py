@@ -134,7 +134,14 @@ class Switch:
         deadline = self.loop.time() + seconds
         while self.core.active_calls() and self.loop.time() < deadline:
             await asyncio.sleep(0.1)
-        log.info("drained", extra={"calls_left": self.core.active_calls()})
+        left = self.core.active_calls()
+        if left:
+            # Never leave the PBX with calls we no longer serve: BYE them, and give
+            # the BYEs a moment to leave before the socket closes.
+            self.core.hang_up_all(reason="shutdown", now=self.loop.time())
+            self.driver.transmit()
+            await asyncio.sleep(0.2)
+        log.info("drained", extra={"calls_hung_up": left})
 
     async def stop(self) -> None:
         """Close the sockets, the HTTP server and the event log."""

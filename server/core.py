@@ -76,3 +76,8 @@ class Core:
     def stop_accepting(self) -> None:
         """Refuse new calls."""
         self.endpoint.stop_accepting()
+
+    def hang_up_all(self, *, reason: str, now: float) -> None:
+        """End every call still up (BYE both legs): the last step of a shutdown."""
+        for call in self.b2bua.calls.live():
+            self.b2bua.hang_up(call, reason=reason, now=now)
