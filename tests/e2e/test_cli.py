@@ -222,9 +222,20 @@ def place_call(peer: SipPeer, port: int) -> None:
     peer.send(ack)
 
 
+def datagrams(peer: SipPeer) -> list[bytes]:
+    """Everything already waiting on the peer's socket."""
+    got: list[bytes] = []
+    peer.sock.settimeout(0.5)
+    try:
+        while True:
+            got.append(peer.sock.recv(65535))
+    except TimeoutError:
+        return got
+
+
 def test_sigterm_drains_calls_then_exits_0(tmp_path: Path) -> None:
     """A call in progress holds the switch up to --drain-seconds; meanwhile /healthz says
-    draining (503) and a new INVITE gets 503; then it exits 0."""
+    draining (503) and a new INVITE gets 503; then the call gets a BYE and it exits 0."""
     drain = 4.0
     sw = start_switch(tmp_path, None, "--drain-seconds", str(drain))
     try:
@@ -245,6 +256,8 @@ def test_sigterm_drains_calls_then_exits_0(tmp_path: Path) -> None:
                 refused = late.final_for(call_id, timeout=3)
             assert refused is not None and refused.status == 503
             code = sw.process.wait(timeout=drain + 8)
+            # The call still up when the drain ran out was hung up, not abandoned.
+            assert any(d.startswith(b"BYE ") for d in datagrams(caller)), sw.log()
         assert code == 0, sw.log()
         assert time.monotonic() - started < drain + 8
     finally:
