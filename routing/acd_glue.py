@@ -11,7 +11,7 @@ from acd import events as ac
 from media.sdp import SdpError, parse_sdp, serialize_sdp
 from media.session import MediaParams, NoCommonCodec, build_offer, read_answer
 from metrics.events import EventKind
-from routing.ivr_glue import music_on_hold
+from routing import callback, ivr_glue
 from routing.legs import CallerLeg, OperatorLeg, Phase, leg_media, operator_invite
 from sip import events as tx
 from sip.message import Request
@@ -27,6 +27,7 @@ _FAILURES = {486: ac.OfferFailure.BUSY, 600: ac.OfferFailure.BUSY, 603: ac.Offer
 
 def drain(b2bua: B2bua, *, now: float) -> bool:
     """Carry out the engine's commands and log its facts; True if anything happened."""
+    callback.hang_up_confirmed(b2bua, now=now)
     outputs = b2bua.acd.commands()
     for output in outputs:
         _output(b2bua, output, now=now)
@@ -44,7 +45,10 @@ def _output(b2bua: B2bua, output: ac.Output, *, now: float) -> None:
         return
     if isinstance(output, ac.OperatorRegistrationChanged):
         return
+    callback.forget(b2bua, output)
     call = b2bua.calls.get(output.call_id)
+    if call is None and isinstance(output, ac.OfferCall) and output.callback_number:
+        call = callback.revive(b2bua, output.call_id)
     if call is None:
         if isinstance(output, ac.OfferCall):
             # Nobody to offer: the caller left without the engine hearing of it.
@@ -60,6 +64,8 @@ def _output(b2bua: B2bua, output: ac.Output, *, now: float) -> None:
         _announce(b2bua, call, output)
     elif isinstance(output, ac.Overflow):
         _overflow(b2bua, call, output, now=now)
+    elif isinstance(output, ac.PlaceCallback):
+        callback.place(b2bua, output, now=now)
     else:
         _fact(b2bua, call, output)
 
@@ -72,7 +78,7 @@ def _cancel_offer(b2bua: B2bua, call: CallerLeg, operator: str, *, now: float) -
         # The engine refused an answer we had already bridged: the caller waits again.
         call.phase, call.bridged_to = Phase.QUEUED, None
         b2bua.media.unbridge(call.media_leg)
-        music_on_hold(b2bua, call)
+        ivr_glue.music_on_hold(b2bua, call)
     release_leg(b2bua, call, leg, now=now)
 
 
@@ -124,7 +130,9 @@ def offer(b2bua: B2bua, call: CallerLeg, command: ac.OfferCall, *, now: float) -
         codecs=codecs, local_addr=local[0], local_port=local[1], session_id=b2bua.next_session()
     )
     binding = bindings[0]
-    invite = _invite(b2bua, call, str(binding.contact.uri), serialize_sdp(sdp))
+    invite = _invite(
+        b2bua, call, str(binding.contact.uri), serialize_sdp(sdp), command.callback_number
+    )
     key = b2bua.endpoint.send_request(invite, binding.target, now=now)
     leg = OperatorLeg(
         operator=command.operator,
@@ -139,14 +147,16 @@ def offer(b2bua: B2bua, call: CallerLeg, command: ac.OfferCall, *, now: float) -
     b2bua.calls.add_leg(call, leg)
 
 
-def _invite(b2bua: B2bua, call: CallerLeg, target_uri: str, body: bytes) -> Request:
+def _invite(
+    b2bua: B2bua, call: CallerLeg, target_uri: str, body: bytes, number: str | None
+) -> Request:
     return operator_invite(
         target_uri=target_uri,
         local=b2bua.config.local,
         call_id=b2bua.ids.call_id(),
         tag=b2bua.ids.tag(),
         caller_identity=_identity(call),
-        screen_pop=_screen_pop(call),
+        screen_pop=_screen_pop(call, number),
         body=body,
         user_agent=b2bua.config.user_agent,
     )
@@ -158,13 +168,15 @@ def _identity(call: CallerLeg) -> str:
     return f'"{display}" <{caller.uri}>' if display else f"<{caller.uri}>"
 
 
-def _screen_pop(call: CallerLeg) -> tuple[tuple[str, str], ...]:
-    """Headers a softphone's screen pop can show (service, IVR choice, call id)."""
+def _screen_pop(call: CallerLeg, number: str | None) -> tuple[tuple[str, str], ...]:
+    """Headers a softphone's screen pop can show (service, IVR choice, call id, and
+    the number a callback will dial once the operator answers)."""
     return (
         ("X-Centralino-Service", call.service),
         ("X-Centralino-Queue", call.queue or ""),
         ("X-Centralino-Choice", call.sub_service or ""),
         ("X-Centralino-Call-Id", call.call_id),
+        *((("X-Centralino-Callback", number),) if number else ()),
     )
 
 
@@ -175,6 +187,9 @@ def operator_response(b2bua: B2bua, event: tx.ResponseReceived, *, now: float) -
         _late_response(b2bua, event, now=now)
         return
     call, leg = found
+    if leg.operator == callback.CITIZEN:
+        callback.response(b2bua, call, leg, event, now=now)
+        return
     status = event.response.status
     if status < 200:
         if status in (180, 183) and not leg.ringing:
@@ -234,7 +249,10 @@ def _connect(
     b2bua.media.configure_leg(leg.media_leg, leg_media(params))
     b2bua.acd.offer_answered(call.call_id, leg.operator, now=now)
     # The engine says CancelOffer for an answer it no longer wants; drain runs after.
-    if call.phase is Phase.QUEUED:
+    if callback.is_callback(b2bua, call):
+        # Nobody on the line yet: PlaceCallback dials the citizen, bridged on answer.
+        call.phase, call.bridged_to = Phase.BRIDGED, leg.operator
+    elif call.phase is Phase.QUEUED:
         call.phase = Phase.BRIDGED
         call.bridged_to = leg.operator
         b2bua.media.bridge(call.media_leg, leg.media_leg)
@@ -265,7 +283,10 @@ def operator_failed(b2bua: B2bua, key: TransactionKey, *, now: float) -> None:
     found = b2bua.calls.leg_by_key(key)
     if found is not None and key.method == "INVITE":
         call, leg = found
-        _refused(b2bua, call, leg, 408, now=now)
+        if leg.operator == callback.CITIZEN:
+            callback.failed(b2bua, call, leg, now=now)
+        else:
+            _refused(b2bua, call, leg, 408, now=now)
 
 
 def reap_dead_offers(b2bua: B2bua, *, now: float) -> None:
@@ -275,7 +296,11 @@ def reap_dead_offers(b2bua: B2bua, *, now: float) -> None:
     layer = b2bua.endpoint.layer
     for call, leg in b2bua.calls.offers():
         if leg.dialog is None and not leg.answered and layer.client_state(leg.key) is None:
-            _refused(b2bua, call, leg, 408, now=now)
+            if leg.operator == callback.CITIZEN:
+                callback.failed(b2bua, call, leg, now=now)
+            else:
+                _refused(b2bua, call, leg, 408, now=now)
+    callback.handle_timer(b2bua, now=now)
 
 
 # -- releasing -------------------------------------------------------------------------
@@ -297,8 +322,11 @@ def release_leg(b2bua: B2bua, call: CallerLeg, leg: OperatorLeg, *, now: float) 
 
 
 def caller_gone(b2bua: B2bua, call: CallerLeg, *, now: float) -> None:
-    """The caller's side ended: tell the ACD (abandon before answer, end after)."""
-    if call.queue is not None:
+    """The caller's side ended: tell the ACD (abandon before answer, end after); a
+    caller who hangs up while hearing the callback confirmation keeps their callback."""
+    if callback.caller_left(b2bua, call, now=now):
+        drain(b2bua, now=now)
+    elif call.queue is not None:
         b2bua.acd.caller_hung_up(call.call_id, now=now)
         drain(b2bua, now=now)
 

@@ -10,6 +10,7 @@ from ivr import events as iv
 from ivr.engine import IvrRun
 from media.dtmf_info import DtmfInfoError, parse_dtmf_info
 from metrics.events import EventKind
+from routing import callback
 from routing.calendar import Closed
 from routing.legs import CallerLeg, Phase
 from sip.message import Request
@@ -90,7 +91,10 @@ def _enqueue(b2bua: B2bua, call: CallerLeg, command: iv.EnqueueCall, *, now: flo
 
 
 def music_on_hold(b2bua: B2bua, call: CallerLeg) -> None:
-    """Loop the music while the caller waits."""
+    """Loop the music while the caller waits (not after the callback confirmation: the
+    caller is hung up instead)."""
+    if callback.confirmation_done(b2bua, call):
+        return
     b2bua.media.play(call.media_leg, (MUSIC_ON_HOLD,), language=call.language, play_id=0, loop=True)
 
 
@@ -122,10 +126,12 @@ def _log_fact(b2bua: B2bua, call: CallerLeg, fact: iv.Fact, *, now: float) -> No
 
 
 def digit(b2bua: B2bua, call: CallerLeg, value: str, *, now: float) -> None:
-    """A DTMF digit from the caller."""
+    """A DTMF digit from the caller: to the IVR, or while queued the callback digit."""
     if call.ivr is not None:
         call.ivr.handle_digit(value, now=now)
         b2bua.ivr_fed(call)
+    else:
+        callback.digit(b2bua, call, value)
 
 
 def info_digit(b2bua: B2bua, call: CallerLeg, request: Request, *, now: float) -> None:

@@ -1,0 +1,335 @@
+"""Callbacks keeping the caller's place (issue 5): the switch's side of `acd.callback`.
+
+1. A queued caller presses the queue's `callback_digit`: they hear a confirmation
+   (`CONFIRM_PROMPTS`), then `AcdEngine.request_callback` keeps their place with the
+   number of the INVITE's From user, and the switch hangs up (ended, reason `callback`).
+   A caller who hangs up during the confirmation is called back all the same.
+2. When the turn comes the engine offers the call as usual (`OfferCall` with
+   `callback_number`): a new caller-side record, made from the first one, stands for
+   the call while nobody is on the line (`revive`), and the operator's INVITE carries
+   `X-Centralino-Callback`.
+3. The operator answers: `PlaceCallback` INVITEs the number through the trunk (RFC 3261
+   §13.2.1, with Expires, §20.19); its 2xx is ACKed and bridged to the operator and
+   `callback_answered` starts the conversation; a refusal, a timeout or an operator who
+   hangs up first is `callback_failed`: the operator is hung up and freed, and the engine
+   offers the call again after its retry delay, up to its attempts.
+
+The citizen's leg is kept among the call's operator legs under the key `CITIZEN`, so
+in-dialog BYEs, CANCEL and late 2xx find it as they find an operator's leg.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from acd import events as ac
+from acd.errors import AcdError
+from media.sdp import SdpError, parse_sdp, serialize_sdp
+from media.session import MediaParams, NoCommonCodec, build_offer, read_answer
+from routing import acd_glue  # a cycle: acd_glue dispatches here, this releases legs there
+from routing.legs import CallerLeg, OperatorLeg, Phase, leg_media
+from sip import events as tx
+from sip.message import Headers, Request
+from sip.transaction import Addr
+
+if TYPE_CHECKING:
+    from routing.b2bua import B2bua
+
+log = logging.getLogger(__name__)
+
+CITIZEN = "~callback"
+"""The key of the citizen's leg among a callback call's operator legs."""
+CONFIRM_PROMPTS = ("beep", "goodbye")
+"""What a caller hears after pressing the callback digit (existing catalogue prompts)."""
+CONFIRM_PLAY_ID = -2
+RING_TIMEOUT = 45.0
+"""Seconds the citizen's phone may ring before the attempt fails."""
+TRUNK_PORT = 5060
+
+
+@dataclass(slots=True)
+class CallbackDesk:
+    """Per call control: where callbacks go out, and the calls in each step."""
+
+    trunk: Addr | None = None
+    """The trunk's SIP address; None: the address each call came from."""
+    ring_timeout: float = RING_TIMEOUT
+    confirming: set[str] = field(default_factory=set)
+    confirmed: list[str] = field(default_factory=list)
+    waiting: dict[str, CallerLeg] = field(default_factory=dict)
+    """The first caller record of every call the engine holds for a callback."""
+    dialing: dict[str, float] = field(default_factory=dict)
+    """Call id -> when the citizen's phone has rung long enough."""
+
+
+_DESKS: weakref.WeakKeyDictionary[B2bua, CallbackDesk] = weakref.WeakKeyDictionary()
+
+
+def configure(b2bua: B2bua, *, trunk: Addr | None, ring_timeout: float = RING_TIMEOUT) -> None:
+    """Set where callbacks are dialed (server/sipcore.py, from the trunk settings)."""
+    found = desk(b2bua)
+    found.trunk, found.ring_timeout = trunk, ring_timeout
+
+
+def desk(b2bua: B2bua) -> CallbackDesk:
+    """The callback state of this call control."""
+    found = _DESKS.get(b2bua)
+    if found is None:
+        found = _DESKS[b2bua] = CallbackDesk()
+    return found
+
+
+def is_callback(b2bua: B2bua, call: CallerLeg) -> bool:
+    """True for the record of a call being called back (no caller on the line)."""
+    return call.call_id in desk(b2bua).waiting and call.dialog is None
+
+
+# -- 1. the caller asks -------------------------------------------------------------------
+
+
+def digit(b2bua: B2bua, call: CallerLeg, value: str) -> bool:
+    """A digit from a queued caller: True if it asked for a callback."""
+    book = desk(b2bua)
+    if call.phase is not Phase.QUEUED or call.queue is None or call.call_id in book.confirming:
+        return False
+    config = b2bua.acd._queue_cfg.get(call.queue)  # the engine exposes no accessor yet
+    if config is None or config.callback_digit != value or not caller_number(call):
+        return False
+    book.confirming.add(call.call_id)
+    b2bua.media.play(
+        call.media_leg, CONFIRM_PROMPTS, language=call.language, play_id=CONFIRM_PLAY_ID
+    )
+    return True
+
+
+def caller_number(call: CallerLeg) -> str:
+    """The number to call back: the user part of the caller's From URI."""
+    try:
+        return call.invite.from_.uri.user or ""
+    except ValueError:
+        return ""
+
+
+def confirmation_done(b2bua: B2bua, call: CallerLeg) -> bool:
+    """The prompt of a confirming caller ended: True if it was the confirmation (they
+    are hung up at the next `hang_up_confirmed`, which has the time)."""
+    book = desk(b2bua)
+    if call.call_id not in book.confirming:
+        return False
+    book.confirming.discard(call.call_id)
+    book.confirmed.append(call.call_id)
+    return True
+
+
+def hang_up_confirmed(b2bua: B2bua, *, now: float) -> None:
+    """Keep each confirmed caller's place in the engine, then hang them up."""
+    book = desk(b2bua)
+    while book.confirmed:
+        call = b2bua.calls.get(book.confirmed.pop())
+        if call is not None and call.phase is Phase.QUEUED and _request(b2bua, call, now=now):
+            b2bua.hang_up(call, reason="callback", now=now)
+
+
+def caller_left(b2bua: B2bua, call: CallerLeg, *, now: float) -> bool:
+    """The caller hung up while hearing the confirmation: the callback still stands."""
+    book = desk(b2bua)
+    if call.call_id not in book.confirming:
+        return False
+    book.confirming.discard(call.call_id)
+    return _request(b2bua, call, now=now)
+
+
+def _request(b2bua: B2bua, call: CallerLeg, *, now: float) -> bool:
+    try:
+        b2bua.acd.request_callback(call.call_id, number=caller_number(call), now=now)
+    except AcdError as exc:  # answered or gone meanwhile
+        log.info("call %s: no callback: %s", call.call_id, exc)
+        return False
+    desk(b2bua).waiting[call.call_id] = dataclasses.replace(
+        call, media_leg=f"{call.call_id}/callback", operator_legs={}, dialog=None, ivr=None
+    )
+    return True
+
+
+# -- 2. the turn comes ---------------------------------------------------------------------
+
+
+def revive(b2bua: B2bua, call_id: str) -> CallerLeg | None:
+    """A fresh record for a callback offered to an operator (None: not one of ours)."""
+    first = desk(b2bua).waiting.get(call_id)
+    if first is None or b2bua.calls.get(call_id) is not None:
+        return None
+    call = dataclasses.replace(first, operator_legs={}, phase=Phase.QUEUED, bridged_to=None)
+    b2bua.calls.add(call)
+    return call
+
+
+def forget(b2bua: B2bua, fact: ac.Output) -> None:
+    """Drop what a call's end leaves (the engine's last word on it)."""
+    ends = (ac.CallEnded, ac.CallAbandoned, ac.CallOverflowed)
+    if isinstance(fact, ends) or (isinstance(fact, ac.CallbackFailed) and fact.final):
+        book = desk(b2bua)
+        book.waiting.pop(fact.call_id, None)
+        book.dialing.pop(fact.call_id, None)
+
+
+# -- 3. dialing the citizen -------------------------------------------------------------------
+
+
+def place(b2bua: B2bua, command: ac.PlaceCallback, *, now: float) -> None:
+    """The operator answered a callback offer: INVITE the number through the trunk."""
+    call = b2bua.calls.get(command.call_id)
+    if call is None:
+        log.warning("callback %s: no call to place", command.call_id)
+        return
+    local = b2bua.open_leg(call.media_leg)
+    if local is None:
+        fail(b2bua, call, now=now)
+        return
+    sdp = build_offer(
+        codecs=list(b2bua.config.codecs), local_addr=local[0], local_port=local[1],
+        session_id=b2bua.next_session(),
+    )  # fmt: skip
+    book = desk(b2bua)
+    target = book.trunk or call.addr
+    invite = citizen_invite(b2bua, call, command.number, target, serialize_sdp(sdp))
+    key = b2bua.endpoint.send_request(invite, target, now=now)
+    leg = OperatorLeg(
+        operator=CITIZEN, call_id=invite.call_id, media_leg=call.media_leg, invite=invite,
+        key=key, target=target, offer=sdp, caller_call_id=call.call_id,
+    )  # fmt: skip
+    b2bua.calls.add_leg(call, leg)
+    book.dialing[call.call_id] = now + book.ring_timeout
+
+
+def citizen_invite(
+    b2bua: B2bua, call: CallerLeg, number: str, target: Addr, body: bytes
+) -> Request:
+    """The INVITE to the citizen, from the number they called (RFC 3261 §8.1.1, RFC 3325)."""
+    host, port = b2bua.config.local
+    host = f"[{host}]" if ":" in host else host
+    trunk = f"[{target[0]}]" if ":" in target[0] else target[0]
+    uri = f"sip:{number}@{trunk}:{target[1]}"
+    service_number = call.invite.to.uri.user or "centralino"
+    identity = f"<sip:{service_number}@{host}>"
+    headers = Headers.of(
+        ("Max-Forwards", "70"),
+        ("From", f"{identity};tag={b2bua.ids.tag()}"),
+        ("To", f"<{uri}>"),
+        ("Call-ID", b2bua.ids.call_id()),
+        ("CSeq", "1 INVITE"),
+        ("Contact", f"<sip:centralino@{host}:{port}>"),
+        ("P-Asserted-Identity", identity),
+        ("Expires", str(round(desk(b2bua).ring_timeout))),
+        ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"),
+        ("User-Agent", b2bua.config.user_agent),
+        ("Content-Type", "application/sdp"),
+    )
+    return Request("INVITE", uri, headers, body)
+
+
+def response(
+    b2bua: B2bua, call: CallerLeg, leg: OperatorLeg, event: tx.ResponseReceived, *, now: float
+) -> None:
+    """A response to the citizen's INVITE."""
+    status = event.response.status
+    if status < 200:
+        return
+    if status >= 300:
+        b2bua.dialogs.receive_response(leg.invite, event.response, now=now)
+        _drop_citizen(b2bua, call, leg)
+        fail(b2bua, call, now=now)
+        return
+    dialog = b2bua.dialogs.receive_response(leg.invite, event.response, now=now)
+    if dialog is None:
+        return
+    b2bua.endpoint.send_request(dialog.create_ack(event.response.cseq.seq), leg.target, now=now)
+    if leg.dialog is not None:
+        if dialog is not leg.dialog:  # §13.2.2.4: one dialog only
+            b2bua.send_bye(dialog, leg.target, now=now)
+        return
+    leg.dialog = dialog
+    params = _answer_media(leg, event)
+    if params is None:
+        b2bua.send_bye(dialog, leg.target, now=now)
+        leg.dialog = None
+        _drop_citizen(b2bua, call, leg)
+        fail(b2bua, call, now=now)
+        return
+    _connect(b2bua, call, leg, params, now=now)
+
+
+def _connect(
+    b2bua: B2bua, call: CallerLeg, leg: OperatorLeg, params: MediaParams, *, now: float
+) -> None:
+    leg.answered = True
+    desk(b2bua).dialing.pop(call.call_id, None)
+    inband = b2bua.config.inband_dtmf(leg.target[0])
+    b2bua.media.configure_leg(call.media_leg, leg_media(params, inband_dtmf=inband))
+    operator = call.operator_legs.get(call.bridged_to or "")
+    if operator is not None:
+        b2bua.media.stop_playback(operator.media_leg)
+        b2bua.media.bridge(call.media_leg, operator.media_leg)
+    call.phase = Phase.BRIDGED
+    b2bua.acd.callback_answered(call.call_id, now=now)
+
+
+def _answer_media(leg: OperatorLeg, event: tx.ResponseReceived) -> MediaParams | None:
+    try:
+        params = read_answer(leg.offer, parse_sdp(event.response.body))
+    except SdpError as exc:
+        log.warning("callback %s answered with unreadable SDP: %s", leg.caller_call_id, exc)
+        return None
+    return None if isinstance(params, NoCommonCodec) else params
+
+
+def failed(b2bua: B2bua, call: CallerLeg, leg: OperatorLeg, *, now: float) -> None:
+    """The citizen's INVITE timed out or could not be sent."""
+    _drop_citizen(b2bua, call, leg)
+    fail(b2bua, call, now=now)
+
+
+def _drop_citizen(b2bua: B2bua, call: CallerLeg, leg: OperatorLeg) -> None:
+    b2bua.calls.remove_leg(call, leg)
+    b2bua.media.close_leg(leg.media_leg)
+
+
+def fail(b2bua: B2bua, call: CallerLeg, *, now: float) -> None:
+    """This attempt is over: the engine frees the operator (and retries later), the
+    operator's phone is hung up, and the record waits for the next offer."""
+    desk(b2bua).dialing.pop(call.call_id, None)
+    try:
+        b2bua.acd.callback_failed(call.call_id, now=now)
+    except AcdError as exc:
+        log.warning("callback %s: %s", call.call_id, exc)
+    for leg in list(call.operator_legs.values()):
+        acd_glue.release_leg(b2bua, call, leg, now=now)
+    b2bua.media.close_leg(call.media_leg)
+    call.phase = Phase.ENDED
+    b2bua.calls.remove(call)
+
+
+# -- timers ---------------------------------------------------------------------------------
+
+
+def get_timer(b2bua: B2bua) -> float | None:
+    """When a citizen's phone has rung long enough."""
+    dialing = desk(b2bua).dialing
+    return min(dialing.values()) if dialing else None
+
+
+def handle_timer(b2bua: B2bua, *, now: float) -> None:
+    """Give up on citizens who did not answer in time: CANCEL (§9.1), then fail."""
+    book = desk(b2bua)
+    for call_id in [c for c, at in book.dialing.items() if at <= now]:
+        del book.dialing[call_id]
+        call = b2bua.calls.get(call_id)
+        leg = None if call is None else call.operator_legs.get(CITIZEN)
+        if call is not None and leg is not None and leg.dialog is None:
+            log.info("callback %s: no answer from %s", call_id, leg.invite.uri)
+            acd_glue.release_leg(b2bua, call, leg, now=now)
+            fail(b2bua, call, now=now)

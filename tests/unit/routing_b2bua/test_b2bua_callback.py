@@ -1,0 +1,238 @@
+"""Callback keeping the caller's place, in virtual time: the digit, the confirmation, the
+hang-up, the operator first, the citizen dialed through the trunk, bridged or retried."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from b2bua_harness import (
+    PHONE,
+    ROOT,
+    TRUNK,
+    Harness,
+    answer_request,
+    in_dialog,
+    invite,
+    make_harness,
+    register,
+)
+
+from acd import events as ac
+from media.sdp import serialize_sdp
+from media.session import PCMU, build_offer
+from metrics.events import EventKind
+from routing import callback
+from routing.media_plane import DigitDetected, PlaybackFinished
+from server.config import load_settings
+from sip.message import Message, Request, Response
+
+CALLER = "call-1@pbx/caller"
+QUEUE = "trentino-in-rete"
+NUMBER = "0461123456"  # the From user of the harness's trunk INVITE
+ANSWER_SDP = serialize_sdp(
+    build_offer(codecs=[PCMU], local_addr="127.0.0.1", local_port=30000, session_id=7)
+)
+
+
+def callback_harness(attempts: int = 2) -> tuple[Harness, list[ac.Output]]:
+    """The bundled configuration with `5` as the callback digit of QUEUE; every output
+    of the engine is recorded as call control drains it."""
+    settings = load_settings(ROOT / "config" / "trentino.yaml")
+    queues = [
+        q.model_copy(
+            update={
+                "callback_digit": "5",
+                "callback_attempts": attempts,
+                "callback_retry_delay": 60,
+            }
+        )
+        if q.name == QUEUE
+        else q
+        for q in settings.queues
+    ]
+    h = make_harness(settings.model_copy(update={"queues": queues}))
+    acd = h.core.b2bua.acd
+    seen: list[ac.Output] = []
+    drain = acd.commands
+
+    def spy() -> list[ac.Output]:
+        out = drain()
+        seen.extend(out)
+        return out
+
+    acd.commands = spy  # type: ignore[method-assign]
+    return h, seen
+
+
+def requests(messages: Sequence[Message], method: str) -> list[Request]:
+    return [m for m in messages if isinstance(m, Request) and m.method == method]
+
+
+def finish_prompts(h: Harness) -> None:
+    done: set[int] = set()
+    for _ in range(10):
+        pending = [p for p in h.media.plays() if p[3] > 0 and p[3] not in done]
+        if not pending:
+            return
+        for leg, _, _, play_id, _ in pending:
+            done.add(play_id)
+            h.media_event(PlaybackFinished(at=h.now, leg=leg, play_id=play_id))
+
+
+def queued_caller(h: Harness) -> Response:
+    (ok,) = [m for m in h.deliver(invite(), TRUNK) if isinstance(m, Response) and m.status == 200]
+    finish_prompts(h)
+    h.media_event(DigitDetected(at=h.now, leg=CALLER, digit="3", duration_ms=100))
+    finish_prompts(h)
+    return ok
+
+
+def press(h: Harness, digit: str) -> list[Message]:
+    return h.media_event(DigitDetected(at=h.now, leg=CALLER, digit=digit, duration_ms=100))
+
+
+def ask_callback(h: Harness) -> tuple[Response, float]:
+    """A caller queued at 10 s asks for a callback and hears the confirmation to the end."""
+    h.now = 10.0
+    ok = queued_caller(h)
+    queued_at = h.now
+    h.now = 20.0
+    assert press(h, "5") == []
+    assert h.media.plays()[-1] == (CALLER, callback.CONFIRM_PROMPTS, "it", -2, False)
+    h.now = 22.0
+    out = h.media_event(PlaybackFinished(at=h.now, leg=CALLER, play_id=-2))
+    (bye,) = requests(out, "BYE")
+    assert bye.call_id == "call-1@pbx"
+    return ok, queued_at
+
+
+def operator_answers(h: Harness) -> tuple[Request, list[Message]]:
+    """The operator registers (auto-login), is offered the callback and answers."""
+    register(h)
+    (offer,) = [m for m, addr in h.sent if isinstance(m, Request) and m.method == "INVITE"][-1:]
+    out = h.deliver(answer_request(offer, 200, to_tag="op1", body=ANSWER_SDP), PHONE)
+    return offer, out
+
+
+def test_the_digit_hangs_up_keeping_the_place_and_the_number() -> None:
+    h, seen = callback_harness()
+    ask_callback(h)
+    ended = [fields for kind, fields in h.events if kind is EventKind.ENDED]
+    assert [e["data"] for e in ended] == [{"by": "switch", "reason": "callback"}]
+    assert ("close", CALLER) in h.media.calls
+    requested = [o for o in seen if isinstance(o, ac.CallbackRequested)]
+    assert [(r.call_id, r.number, r.at) for r in requested] == [("call-1@pbx", NUMBER, 22.0)]
+    acd = h.core.b2bua.acd
+    assert acd.queued_calls(QUEUE) == ["call-1@pbx"]
+    assert h.core.active_calls() == 0  # nobody on the line while the call waits
+
+
+def test_another_digit_or_a_queue_without_callback_does_nothing() -> None:
+    h, _ = callback_harness()
+    queued_caller(h)
+    plays = len(h.media.plays())
+    assert press(h, "7") == []
+    assert len(h.media.plays()) == plays
+    h2 = make_harness()  # the bundled queues offer no callback
+    queued_caller(h2)
+    plays = len(h2.media.plays())
+    press(h2, "5")
+    assert len(h2.media.plays()) == plays
+    assert h2.core.active_calls() == 1
+
+
+def test_operator_first_then_the_citizen_through_the_trunk_keeping_tm() -> None:
+    h, seen = callback_harness()
+    _, queued_at = ask_callback(h)
+    h.now = 100.0
+    offer, out = operator_answers(h)
+    assert offer.headers.get("x-centralino-callback") == NUMBER
+    assert "Mario Rossi" in (offer.headers.get("p-asserted-identity") or "")
+    (dial,) = requests(out, "INVITE")
+    assert [addr for m, addr in h.sent if m is dial] == [TRUNK]
+    assert dial.uri == f"sip:{NUMBER}@{TRUNK[0]}:{TRUNK[1]}"
+    assert dial.to.uri.user == NUMBER and dial.from_.uri.user == "800228040"
+    assert ("bridge", ("call-1@pbx/callback", "call-1@pbx/1001")) not in h.media.calls
+    h.now = 105.0
+    h.deliver(answer_request(dial, 180, to_tag="cit"), TRUNK)
+    out = h.deliver(answer_request(dial, 200, to_tag="cit", body=ANSWER_SDP), TRUNK)
+    assert [a.call_id for a in requests(out, "ACK")] == [dial.call_id]
+    assert ("bridge", ("call-1@pbx/callback", "call-1@pbx/1001")) in h.media.calls
+    (answered,) = [o for o in seen if isinstance(o, ac.CallAnswered)]
+    assert answered.callback and answered.operator == "1001" and answered.at == 105.0
+    assert answered.entered_at == queued_at  # Tm counts from the first queue entry
+    # The citizen hangs up: the operator is hung up and the call ends in the engine.
+    bye = (
+        f"BYE sip:centralino@127.0.0.1:5060 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {TRUNK[0]}:{TRUNK[1]};branch=z9hG4bK-cbye\r\nMax-Forwards: 70\r\n"
+        f"From: {dial.headers.get('to')};tag=cit\r\nTo: {dial.headers.get('from')}\r\n"
+        f"Call-ID: {dial.call_id}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+    )
+    h.now = 200.0
+    out = h.deliver(bye, TRUNK)
+    assert [b.call_id for b in requests(out, "BYE")] == [offer.call_id]
+    assert any(isinstance(o, ac.CallEnded) and o.call_id == "call-1@pbx" for o in seen)
+    assert h.core.active_calls() == 0
+    assert callback.desk(h.core.b2bua).waiting == {}
+
+
+def test_a_refused_callback_frees_the_operator_and_is_retried_then_given_up() -> None:
+    h, seen = callback_harness(attempts=2)
+    ask_callback(h)
+    h.now = 100.0
+    offer, out = operator_answers(h)
+    (dial,) = requests(out, "INVITE")
+    out = h.deliver(answer_request(dial, 486, to_tag="cit"), TRUNK)
+    assert [b.call_id for b in requests(out, "BYE")] == [offer.call_id]
+    (failed,) = [o for o in seen if isinstance(o, ac.CallbackFailed)]
+    assert (failed.attempt, failed.final) == (1, False)
+    assert h.core.active_calls() == 0
+    # After the retry delay the same operator is offered the call again.
+    h.advance(59.0)
+    assert len([m for m, a in h.sent if isinstance(m, Request) and m.method == "INVITE"]) == 2
+    out = h.advance(2.0)
+    again = requests(out, "INVITE")[0]  # then Timer A's retransmissions (§17.1.1.2)
+    assert {m.call_id for m in requests(out, "INVITE")} == {again.call_id}
+    assert again.headers.get("x-centralino-callback") == NUMBER
+    out = h.deliver(answer_request(again, 200, to_tag="op2", body=ANSWER_SDP), PHONE)
+    (dial2,) = requests(out, "INVITE")
+    assert dial2.call_id != dial.call_id
+    h.deliver(answer_request(dial2, 480, to_tag="cit2"), TRUNK)
+    finals = [o for o in seen if isinstance(o, ac.CallbackFailed)]
+    assert [(f.attempt, f.final) for f in finals] == [(1, False), (2, True)]
+    assert h.core.b2bua.acd.queued_calls(QUEUE) == []
+    assert callback.desk(h.core.b2bua).waiting == {}
+    assert h.media.open == set()
+
+
+def test_a_citizen_who_never_answers_is_cancelled_at_the_ring_timeout() -> None:
+    h, seen = callback_harness()
+    ask_callback(h)
+    h.now = 100.0
+    offer, out = operator_answers(h)
+    (dial,) = requests(out, "INVITE")
+    assert dial.headers.get("expires") == "45"
+    h.deliver(answer_request(dial, 180, to_tag="cit"), TRUNK)
+    b2bua = h.core.b2bua
+    assert callback.get_timer(b2bua) == 100.0 + callback.RING_TIMEOUT
+    h.now = 100.0 + callback.RING_TIMEOUT
+    h.core.handle_timer(now=h.now)
+    out = h.flush()
+    assert [c.call_id for c in requests(out, "CANCEL")] == [dial.call_id]
+    # (The caller's own BYE is still retransmitted: the harness never answered it.)
+    assert [b.call_id for b in requests(out, "BYE") if b.call_id != "call-1@pbx"] == [offer.call_id]
+    assert any(isinstance(o, ac.CallbackFailed) for o in seen)
+    assert callback.get_timer(b2bua) is None
+
+
+def test_a_caller_who_hangs_up_during_the_confirmation_is_called_back() -> None:
+    h, seen = callback_harness()
+    ok = queued_caller(h)
+    press(h, "5")
+    out = h.deliver(in_dialog("BYE", ok, cseq=2, source=TRUNK), TRUNK)
+    assert [m.status for m in out if isinstance(m, Response)] == [200]
+    assert [o.number for o in seen if isinstance(o, ac.CallbackRequested)] == [NUMBER]
+    assert not any(isinstance(o, ac.CallAbandoned) for o in seen)
+    register(h)
+    offers = [m for m, _ in h.sent if isinstance(m, Request) and m.method == "INVITE"]
+    assert offers[-1].headers.get("x-centralino-callback") == NUMBER
