@@ -28,11 +28,11 @@ from ivr.config import ServiceConfig
 from media.sdp import SessionDescription
 from media.session import G729, PCMA, PCMU, Answer, Codec, NoCommonCodec, negotiate
 from metrics.events import EventKind
-from routing import acd_glue, feature_codes_glue, ivr_glue
+from routing import acd_glue, feature_codes_glue, ivr_glue, reinvite, transfer
 from routing.calendar import Calendar
 from routing.calls import CallRegistry
 from routing.dialplan import DialPlan
-from routing.legs import CallerLeg, Phase, answer_trunk_call
+from routing.legs import CallerLeg, OperatorLeg, Phase, answer_trunk_call
 from routing.media_plane import (
     DigitDetected,
     MediaEvent,
@@ -43,7 +43,7 @@ from routing.media_plane import (
 )
 from routing.recorder import Recorder
 from sip import events as tx
-from sip.dialog import Dialog, DialogSet
+from sip.dialog import Dialog, DialogId, DialogSet
 from sip.endpoint import Endpoint, IncomingRequest
 from sip.errors import ProtocolError
 from sip.ids import IdFactory
@@ -65,6 +65,14 @@ class B2buaConfig:
     """Per trunk address: detect DTMF tones when the trunk offers no telephone-event."""
     auto_login: bool = True
     """Log an operator in when their phone registers (as Asterisk's static members)."""
+    hold_music: bool = True
+    """A party put on hold hears music on hold (else silence, `inactive`)."""
+    transfer_timeout: float = 20.0
+    """A transfer target that does not answer within this time sends the call back."""
+    referent_trunk: Addr | None = None
+    """Where referents' numbers are dialed; None: the calling trunk's host, port 5060."""
+    queue_prefix: str = "queue-"
+    """A Refer-To user `<prefix><queue>` transfers the caller to that queue."""
 
 
 class B2bua:
@@ -106,6 +114,11 @@ class B2bua:
         # call after every datagram made the cost per call grow with the calls in progress.
         self._ivr_fed: set[str] = set()
         self._ivr_timers: list[tuple[float, str]] = []
+        self.transfers = transfer.Transfers()
+        self.reinvites: dict[ClientTransactionKey, tuple[str, CallerLeg | OperatorLeg]] = {}
+        """Our re-INVITEs awaiting a final response, with their caller and leg."""
+        self.glare: dict[DialogId, tuple[str, CallerLeg | OperatorLeg]] = {}
+        """Legs whose re-INVITE got 491 and waits for the dialog's retry timer."""
 
     # -- inputs ------------------------------------------------------------------------
 
@@ -133,7 +146,11 @@ class B2bua:
 
     def _media_event(self, event: MediaEvent, *, now: float) -> None:
         call = self.calls.by_media_leg(event.leg)
-        if call is not None:
+        moved = self.transfers.by_media_leg(event.leg) if call is None else None
+        if moved is not None and (call := self.calls.get(moved.call_id)) is not None:
+            if isinstance(event, MediaTimedOut):
+                self.hang_up(call, reason="media timeout", now=now)
+        elif call is not None:
             self._on_media(call, event, now=now)
         else:
             feature_codes_glue.media_event(self, event, now=now)
@@ -141,6 +158,10 @@ class B2bua:
     def _handle_timer(self, *, now: float) -> None:
         self.acd.handle_timer(now=now)
         feature_codes_glue.handle_timer(self, now=now)
+        transfer.handle_timer(self, now=now)
+        self.dialogs.handle_timer(now=now)
+        while (retry := self.dialogs.next_event()) is not None:
+            reinvite.retry_due(self, retry, now=now)
         layer = self.endpoint.layer
         self.calls.reap(self.dialogs, lambda key: layer.client_state(key) is not None, now=now)
         acd_glue.reap_dead_offers(self, now=now)
@@ -153,7 +174,13 @@ class B2bua:
 
     def get_timer(self) -> float | None:
         """The earliest IVR, ACD or feature-call deadline."""
-        timers = (self.acd.get_timer(), self.features.get_timer(), self._ivr_deadline())
+        timers = (
+            self.acd.get_timer(),
+            self.features.get_timer(),
+            self._ivr_deadline(),
+            self.transfers.get_timer(),
+            self.dialogs.get_timer(),
+        )
         due = [t for t in timers if t is not None]
         return min(due) if due else None
 
@@ -199,7 +226,7 @@ class B2bua:
         elif isinstance(event, tx.ResponseReceived):
             self._on_response(event, now=now)
         elif isinstance(event, tx.AckReceived):
-            self._on_ack(event)
+            self._on_ack(event, now=now)
         elif isinstance(event, tx.CancelReceived):
             self._on_cancel(event, now=now)
         elif isinstance(event, tx.TransactionTimedOut | tx.TransportFailed):
@@ -222,13 +249,22 @@ class B2bua:
 
     def _on_response(self, event: tx.ResponseReceived, *, now: float) -> None:
         if event.key.method == "INVITE":
-            acd_glue.operator_response(self, event, now=now)
+            if not reinvite.response(self, event, now=now) and not transfer.response(
+                self, event, now=now
+            ):
+                acd_glue.operator_response(self, event, now=now)
         elif event.key.method == "BYE" and event.response.status >= 200:
             self.calls.bye_answered(self.dialogs, event.key, event.response, now=now)
 
     def _on_failure(self, key: TransactionKey, *, now: float) -> None:
         if isinstance(key, ClientTransactionKey) and key.method == "BYE":
             self.calls.bye_answered(self.dialogs, key, None, now=now)
+        elif isinstance(key, ClientTransactionKey) and (found := self.reinvites.pop(key, None)):
+            call = self.calls.get(found[0])
+            if call is not None:  # §12.2.1.2: no answer to a re-INVITE ends the dialog
+                self.hang_up(call, reason="re-INVITE unanswered", now=now)
+        elif isinstance(key, ClientTransactionKey) and transfer.failed(self, key, now=now):
+            return
         else:
             acd_glue.operator_failed(self, key, now=now)
 
@@ -265,7 +301,8 @@ class B2bua:
         if call is not None:
             self.calls.add(call)
             self.emit(EventKind.ARRIVED, call, now=now, data={"caller": call.caller})
-            ivr_glue.start(self, call, now=now)
+            if call.session is None or call.session.pending_offer is None:
+                ivr_glue.start(self, call, now=now)
 
     def open_answer(
         self, offer: SessionDescription, media_leg: str
@@ -313,37 +350,71 @@ class B2bua:
             extra = () if retry is None else (("Retry-After", str(retry)),)
             self.endpoint.reply(request, key, addr, status, now=now, extra=extra)
             return
-        call = self.calls.get(request.call_id) or self.calls.by_operator_call_id(request.call_id)
+        located = self.locate(request.call_id)
         if request.method == "BYE":
             self.endpoint.reply(request, key, addr, 200, now=now)
             feature = self.features.get(request.call_id)
-            if call is not None:
-                self._on_bye(call, request.call_id, now=now)
+            if located is not None:
+                self._on_bye(*located, now=now)
             elif feature is not None:
                 feature_codes_glue.ended(self, feature)
         elif request.method == "INFO":
             self.endpoint.reply(request, key, addr, 200, now=now)
-            if call is not None and request.call_id == call.call_id:
-                ivr_glue.info_digit(self, call, request, now=now)
+            if located is not None and located[1] is located[0]:
+                ivr_glue.info_digit(self, located[0], request, now=now)
+        elif located is not None and request.method == "INVITE":
+            reinvite.received(self, event, *located, now=now)
+        elif located is not None and request.method == "REFER":
+            transfer.refer_received(self, event, *located, now=now)
         else:
-            # Re-INVITEs (hold) and transfers are refused for now: the call goes on as is.
+            # Re-INVITEs of feature calls and NOTIFYs out of any subscription of ours.
             status = 488 if request.method == "INVITE" else 501
             response = self.endpoint.reply(request, key, addr, status, now=now)
             # §14.2: the refused re-INVITE is over; the next one must not get a 500.
             self.dialogs.response_sent(request, response)
 
-    def _on_bye(self, call: CallerLeg, call_id: str, *, now: float) -> None:
-        if call_id == call.call_id:
-            self._finish(call, by_caller=True, now=now)
-        else:
-            found = self.calls.leg_by_call_id(call_id)
-            if found is not None:
-                found[1].dialog = None  # their BYE ended that dialog: no BYE back
-            operator = found[1].operator if found else None
-            self.hang_up(call, reason="operator hung up", now=now, by="operator", operator=operator)
+    def locate(self, call_id: str) -> tuple[CallerLeg, CallerLeg | OperatorLeg] | None:
+        """The call and the leg (its caller's, an operator's, a transfer target's) that
+        a dialog's Call-ID belongs to."""
+        call = self.calls.get(call_id)
+        if call is not None:
+            return call, call
+        found = self.calls.leg_by_call_id(call_id)
+        if found is not None:
+            return found
+        moved = self.transfers.by_leg_call_id(call_id)
+        owner = self.calls.get(moved.call_id) if moved is not None else None
+        if moved is None or owner is None or moved.leg is None:
+            return None
+        return owner, moved.leg
 
-    def _on_ack(self, event: tx.AckReceived) -> None:
+    def _on_bye(self, call: CallerLeg, leg: CallerLeg | OperatorLeg, *, now: float) -> None:
+        moved = self.transfers.of_call(call.call_id)
+        if leg is call:
+            self._finish(call, by_caller=True, now=now)
+        elif moved is not None and leg is moved.leg:
+            transfer.target_hung_up(self, call, moved, now=now)
+        elif moved is not None and isinstance(leg, OperatorLeg) and not moved.connected:
+            transfer.operator_left(self, call, leg, now=now)
+        elif isinstance(leg, OperatorLeg):
+            leg.dialog = None  # their BYE ended that dialog: no BYE back
+            self.hang_up(
+                call, reason="operator hung up", now=now, by="operator", operator=leg.operator
+            )
+
+    def _on_ack(self, event: tx.AckReceived, *, now: float) -> None:
         self.dialogs.receive_request(event.request)
+        located = self.locate(event.request.call_id)
+        if located is None:
+            return
+        call, leg = located
+        answered = reinvite.ack_answer(self, leg, event.request)
+        starting = leg is call and call.phase is Phase.IVR and call.ivr is None
+        if answered is True and starting:
+            ivr_glue.start(self, call, now=now)
+        elif answered is False and starting:
+            # RFC 3264 §4: our offer in the 200 got no usable answer in the ACK.
+            self.hang_up(call, reason="no usable answer in the ACK", now=now, cause=488)
 
     def _on_cancel(self, event: tx.CancelReceived, *, now: float) -> None:
         call = self.calls.get(event.request.call_id)
@@ -377,12 +448,16 @@ class B2bua:
         by: str = "switch",
         operator: str | None = None,
         data: Mapping[str, str] | None = None,
+        cause: int | None = None,
     ) -> None:
         """We end the call: BYE the caller (and any operator), release media.
 
-        The `ended` event says who ended it (`by`) and, when the switch did, why."""
+        The `ended` event says who ended it (`by`) and, when the switch did, why; a
+        `cause` goes in the BYE's Reason header (RFC 3326)."""
         log.info("hanging up %s: %s", call.call_id, reason)
-        self.send_bye(call.dialog, call.addr, now=now)
+        text = reason.replace('"', "'")
+        extra = () if cause is None else (("Reason", f'SIP;cause={cause};text="{text}"'),)
+        self.send_bye(call.dialog, call.addr, now=now, extra=extra)
         call.dialog = None
         ended = {"by": by, **({"reason": reason} if by == "switch" else {}), **(data or {})}
         self._finish(call, by_caller=False, now=now, operator=operator, ended=ended)
@@ -405,17 +480,25 @@ class B2bua:
             ivr_glue.drain(self, call, now=now)
         call.ivr = None
         acd_glue.caller_gone(self, call, now=now)
+        transfer.caller_gone(self, call, now=now)
         for leg in list(call.operator_legs.values()):
             acd_glue.release_leg(self, call, leg, now=now)
         self.media.close_leg(call.media_leg)
         self.calls.remove(call)
 
-    def send_bye(self, dialog: Dialog | None, addr: Addr, *, now: float) -> None:
+    def send_bye(
+        self,
+        dialog: Dialog | None,
+        addr: Addr,
+        *,
+        now: float,
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         """BYE a dialog if it is still up; its transaction's end ends the dialog."""
         if dialog is None:
             return
         try:
-            bye = dialog.create_request("BYE")
+            bye = dialog.create_request("BYE", extra=extra)
         except ProtocolError:
             return
         self.calls.bye_sent(self.endpoint.send_request(bye, addr, now=now), bye)
@@ -431,7 +514,9 @@ class B2bua:
         operator: str | None = None,
         data: Mapping[str, str] | None = None,
     ) -> None:
-        """Record a call fact."""
+        """Record a call fact (the first queue entry is kept for transfers back)."""
+        if kind is EventKind.QUEUED and call.queued_at is None:
+            call.queued_at = now
         self.record(
             kind,
             at=now,

@@ -12,8 +12,8 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from ivr.engine import IvrRun
-from media.sdp import SdpError, SessionDescription, parse_sdp, serialize_sdp
-from media.session import Answer, MediaParams, NoCommonCodec
+from media.sdp import Direction, SdpError, SessionDescription, parse_sdp, serialize_sdp
+from media.session import Answer, LocalOrigin, MediaParams, NoCommonCodec, build_offer
 from routing.admission import Admitted, admit_invite
 from routing.media_plane import LegMedia
 from sip.dialog import Dialog
@@ -51,6 +51,38 @@ class OperatorLeg:
     ringing: bool = False
     answered: bool = False
     cancelled: bool = False
+    session: Session | None = None
+    """Offer/answer state of the answered leg (re-INVITEs, hold)."""
+
+
+@dataclass(slots=True)
+class Session:
+    """One leg's offer/answer state across re-INVITEs (RFC 3264 §8)."""
+
+    origin: LocalOrigin
+    local_sdp: SessionDescription
+    """What we last sent (offer or answer)."""
+    params: MediaParams | None = None
+    remote_sdp: SessionDescription | None = None
+    held: bool = False
+    """The peer holds us (its last offer was sendonly, inactive or c=0.0.0.0)."""
+    holding: bool = False
+    """We told the peer it is held (our re-offer was sendonly or inactive)."""
+    pending_offer: SessionDescription | None = None
+    """Our offer in a 2xx, whose answer the ACK brings (RFC 3264 §4, delayed offer)."""
+    reinvite: Request | None = None
+    """Our re-INVITE awaiting its final response."""
+    wanted: bool = False
+    """A re-INVITE is due once the one in progress ends (RFC 3261 §14.1)."""
+
+    @classmethod
+    def starting(cls, local_sdp: SessionDescription) -> Session:
+        """The state after our first SDP (`local_sdp` carries our session id)."""
+        origin = LocalOrigin(
+            session_id=local_sdp.origin.session_id,
+            session_version=local_sdp.origin.session_version,
+        )
+        return cls(origin=origin, local_sdp=origin.stamp(local_sdp))
 
 
 @dataclass(slots=True)
@@ -75,6 +107,9 @@ class CallerLeg:
     operator_legs: dict[str, OperatorLeg] = field(default_factory=dict)
     bridged_to: str | None = None
     tag: str | None = None
+    session: Session | None = None
+    queued_at: float | None = None
+    """The first queue-entry time, kept across transfers back to a queue (Tm)."""
 
 
 def leg_media(params: MediaParams, *, inband_dtmf: bool = False) -> LegMedia:
@@ -128,6 +163,8 @@ def answer_trunk_call(b2bua: B2bua, event: IncomingRequest, *, now: float) -> Ca
     if not isinstance(verdict, Admitted):
         _refuse(b2bua, event, verdict.status, verdict.headers, now=now)
         return None
+    if not request.body:
+        return _offering_call(b2bua, event, verdict, now=now)
     try:
         offer = parse_sdp(request.body)
     except SdpError as exc:
@@ -156,32 +193,82 @@ def _refuse(
     b2bua.endpoint.reply(event.request, event.key, event.addr, status, now=now, extra=extra)
 
 
-def _answered_call(
-    b2bua: B2bua, event: IncomingRequest, verdict: Admitted, answer: Answer, *, now: float
+def _caller_leg(
+    b2bua: B2bua, event: IncomingRequest, verdict: Admitted, media: MediaParams, *, now: float
 ) -> CallerLeg:
-    request, addr = event.request, event.addr
-    call = CallerLeg(
+    request = event.request
+    return CallerLeg(
         call_id=request.call_id,
         service=verdict.service,
         media_leg=f"{request.call_id}/caller",
         invite=request,
         key=event.key,
-        addr=addr,
-        media=answer.media,
+        addr=event.addr,
+        media=media,
         caller=str(request.from_.uri.user or ""),
         arrived_at=now,
         tag=b2bua.ids.tag(),
     )
-    inband = b2bua.config.inband_dtmf(addr[0])
+
+
+def _answered_call(
+    b2bua: B2bua, event: IncomingRequest, verdict: Admitted, answer: Answer, *, now: float
+) -> CallerLeg:
+    call = _caller_leg(b2bua, event, verdict, answer.media, now=now)
+    call.session = Session.starting(answer.sdp)
+    call.session.params, call.session.remote_sdp = answer.media, parse_sdp(event.request.body)
+    call.session.held = answer.media.on_hold
+    inband = b2bua.config.inband_dtmf(event.addr[0])
     b2bua.media.configure_leg(call.media_leg, leg_media(answer.media, inband_dtmf=inband))
+    _send_ok(b2bua, event, call, call.session.local_sdp, now=now)
+    return call
+
+
+def _offering_call(
+    b2bua: B2bua, event: IncomingRequest, verdict: Admitted, *, now: float
+) -> CallerLeg | None:
+    """An INVITE without SDP (RFC 3261 §13.2.1, RFC 3264 §4): our offer goes in the 200
+    and the answer comes in the ACK; media and the IVR wait for it."""
+    local = b2bua.open_leg(f"{event.request.call_id}/caller")
+    if local is None:
+        _refuse(b2bua, event, 503, (("Retry-After", "5"),), now=now)
+        return None
+    codecs = b2bua.config.codecs
+    offer = build_offer(
+        codecs=codecs, local_addr=local[0], local_port=local[1], session_id=b2bua.next_session()
+    )
+    placeholder = MediaParams(
+        codec=codecs[0],
+        receive_payload_type=codecs[0].payload_type,
+        telephone_event_pt=None,
+        receive_telephone_event_pt=None,
+        remote_addr="0.0.0.0",
+        remote_port=0,
+        direction=Direction.INACTIVE,
+        on_hold=True,
+    )
+    call = _caller_leg(b2bua, event, verdict, placeholder, now=now)
+    call.session = Session.starting(offer)
+    call.session.pending_offer = call.session.local_sdp
+    _send_ok(b2bua, event, call, call.session.local_sdp, now=now)
+    return call
+
+
+def _send_ok(
+    b2bua: B2bua,
+    event: IncomingRequest,
+    call: CallerLeg,
+    sdp: SessionDescription,
+    *,
+    now: float,
+) -> None:
     extra = (
         ("Contact", b2bua.contact()),
         *b2bua.endpoint.capabilities()[:1],
         ("Content-Type", "application/sdp"),
     )
-    body = serialize_sdp(answer.sdp)
+    request, body = event.request, serialize_sdp(sdp)
     response = b2bua.endpoint.reply(
-        request, event.key, addr, 200, now=now, to_tag=call.tag, extra=extra, body=body
+        request, event.key, event.addr, 200, now=now, to_tag=call.tag, extra=extra, body=body
     )
     call.dialog = b2bua.dialogs.response_sent(request, response)
-    return call

@@ -244,8 +244,15 @@ def test_phone_unregistering_while_ringing_is_cancelled_and_the_call_offered_aga
 def test_refused_reinvites_leave_the_dialog_ready_for_the_next_one() -> None:
     h = two_operators()
     ok = queue_call(h)
+    # An offer with no codec of ours (G.722 only) is refused; the session goes on.
+    body = "v=0\r\no=pbx 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    body += "m=audio 40000 RTP/AVP 9\r\n"
     for cseq in (2, 3):
-        out = h.deliver(in_dialog("INVITE", ok, cseq=cseq, source=TRUNK), TRUNK)
+        request = in_dialog("INVITE", ok, cseq=cseq, source=TRUNK).replace(
+            "Content-Length: 0\r\n\r\n",
+            f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}",
+        )
+        out = h.deliver(request, TRUNK)
         assert [r.status for r in finals(out)] == [488]  # not 500 "INVITE in progress"
     assert h.core.active_calls() == 1
     out = h.deliver(in_dialog("BYE", ok, cseq=4, source=TRUNK), TRUNK)

@@ -1,0 +1,445 @@
+"""Blind transfer with REFER from an operator's phone (RFC 3515, sipfrag RFC 3420).
+
+The operator's phone sends REFER on its leg's dialog. We stay a B2BUA: the REFER is
+answered 202, a NOTIFY with `SIP/2.0 100 Trying` follows, and then
+
+- `Refer-To: sip:queue-<name>@...`: the caller goes back to that queue, keeping its
+  first queue-entry time (Tm); NOTIFY 200, the operator's leg is hung up;
+- `Refer-To: sip:<operator id>@...`: we INVITE that operator's registered phone;
+- `Refer-To: sip:<number>@...`: we INVITE the number through the trunk (the referent).
+
+While the target rings the caller hears music on hold. A 2xx bridges the caller to the
+new leg, NOTIFY says 200 and the operator's leg is hung up; a failure, or no answer
+within `transfer_timeout` (CANCEL), is NOTIFYed and the caller goes back to the
+operator, or to the queue when the operator has hung up meanwhile. A transfer to a
+referent counts as escalated (`AcdEngine.transferred_to_referent`).
+
+Attended transfer (`Refer-To` with `Replaces`, RFC 3891) is refused with 501 for now.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from acd.errors import AcdError
+from media.sdp import SdpError, parse_sdp, serialize_sdp
+from media.session import MediaParams, NoCommonCodec, build_offer, read_answer
+from metrics.events import EventKind
+from routing import acd_glue
+from routing.ivr_glue import music_on_hold
+from routing.legs import CallerLeg, OperatorLeg, Phase, operator_invite
+from routing.reinvite import configure
+from sip import events as tx
+from sip.endpoint import IncomingRequest
+from sip.errors import ProtocolError
+from sip.headers import parse_address
+from sip.message import Response
+from sip.transaction import Addr, ClientTransactionKey
+
+if TYPE_CHECKING:
+    from routing.b2bua import B2bua
+
+log = logging.getLogger(__name__)
+
+SIPFRAG = "message/sipfrag;version=2.0"
+REFERENT, QUEUE, OPERATOR = "referent", "queue", "operator"
+
+
+@dataclass(slots=True)
+class Transfer:
+    """One blind transfer of a caller, asked by `operator`."""
+
+    call_id: str
+    kind: str
+    target: str
+    operator: str
+    leg: OperatorLeg | None = None
+    deadline: float | None = None
+    connected: bool = False
+    given_up: bool = False
+
+
+class Transfers:
+    """Transfers in progress and connected, by caller, target leg Call-ID and key."""
+
+    def __init__(self) -> None:
+        self._by_call: dict[str, Transfer] = {}
+        self._by_leg: dict[str, Transfer] = {}
+        self._by_key: dict[ClientTransactionKey, Transfer] = {}
+
+    def add(self, transfer: Transfer) -> None:
+        """Index a transfer (and its target leg, once dialed)."""
+        self._by_call[transfer.call_id] = transfer
+        if transfer.leg is not None:
+            self._by_leg[transfer.leg.call_id] = transfer
+            self._by_key[transfer.leg.key] = transfer
+
+    def forget(self, transfer: Transfer) -> None:
+        """Drop a transfer (its INVITE key stays while a 2xx may still cross)."""
+        if self._by_call.get(transfer.call_id) is transfer:
+            del self._by_call[transfer.call_id]
+        if transfer.leg is not None:
+            self._by_leg.pop(transfer.leg.call_id, None)
+
+    def of_call(self, call_id: str) -> Transfer | None:
+        """The caller's transfer."""
+        return self._by_call.get(call_id)
+
+    def by_leg_call_id(self, call_id: str) -> Transfer | None:
+        """The transfer whose target leg has this Call-ID."""
+        return self._by_leg.get(call_id)
+
+    def by_key(self, key: ClientTransactionKey) -> Transfer | None:
+        """The transfer whose INVITE this is."""
+        return self._by_key.get(key)
+
+    def by_media_leg(self, media_leg: str) -> Transfer | None:
+        """The transfer whose target leg has this media leg."""
+        return self._by_call.get(media_leg.rsplit("/", 1)[0])
+
+    def connected_leg(self, call_id: str) -> OperatorLeg | None:
+        """The target leg the caller is bridged to, if any."""
+        found = self._by_call.get(call_id)
+        return found.leg if found is not None and found.connected else None
+
+    def due(self, now: float) -> list[Transfer]:
+        """Transfers whose target has rung too long."""
+        return [t for t in self._by_call.values() if t.deadline is not None and t.deadline <= now]
+
+    def prune(self, alive: object) -> None:
+        """Forget INVITE keys whose transaction is over (no 2xx can come any more)."""
+        assert callable(alive)
+        for key in [k for k in self._by_key if not alive(k)]:
+            del self._by_key[key]
+
+    def get_timer(self) -> float | None:
+        """The earliest no-answer deadline."""
+        due = [t.deadline for t in self._by_call.values() if t.deadline is not None]
+        return min(due) if due else None
+
+    def __len__(self) -> int:
+        return len(self._by_call)
+
+
+# -- the REFER ------------------------------------------------------------------------
+
+
+def refer_received(
+    b2bua: B2bua,
+    event: IncomingRequest,
+    call: CallerLeg,
+    leg: CallerLeg | OperatorLeg,
+    *,
+    now: float,
+) -> None:
+    """A REFER on a leg's dialog (RFC 3515 §2.4.2): only an operator transfers."""
+    request = event.request
+    status, target = _check(b2bua, call, leg, request.headers.values("refer-to"))
+    if target is None or not isinstance(leg, OperatorLeg):
+        response = b2bua.endpoint.reply(request, event.key, event.addr, status, now=now)
+        b2bua.dialogs.response_sent(request, response)
+        return
+    extra = (("Contact", b2bua.contact()),)
+    response = b2bua.endpoint.reply(request, event.key, event.addr, 202, now=now, extra=extra)
+    b2bua.dialogs.response_sent(request, response)
+    kind, name = target
+    transfer = Transfer(call_id=call.call_id, kind=kind, target=name, operator=leg.operator)
+    b2bua.transfers.add(transfer)
+    notify(b2bua, call, transfer, 100, "Trying", now=now)
+    if kind == QUEUE:
+        _to_queue(b2bua, call, transfer, now=now)
+    else:
+        _dial(b2bua, call, transfer, now=now)
+
+
+def _check(
+    b2bua: B2bua, call: CallerLeg, leg: CallerLeg | OperatorLeg, refer_to: list[str]
+) -> tuple[int, tuple[str, str] | None]:
+    if not isinstance(leg, OperatorLeg) or call.bridged_to != leg.operator:
+        return 403, None
+    if b2bua.transfers.of_call(call.call_id) is not None:
+        return 491, None
+    if len(refer_to) != 1:
+        return 400, None  # §2.4.1: exactly one Refer-To
+    try:
+        uri = parse_address(refer_to[0]).uri
+    except ProtocolError:
+        return 400, None
+    if uri.headers and "replaces" in uri.headers.lower():
+        return 501, None  # attended transfer (RFC 3891) is not served yet
+    target = classify(b2bua, uri.user_unescaped or "")
+    return (202, target) if target is not None else (404, None)
+
+
+def classify(b2bua: B2bua, user: str) -> tuple[str, str] | None:
+    """What a Refer-To user part names: a queue, an operator or a referent's number."""
+    prefix = b2bua.config.queue_prefix
+    if user.startswith(prefix) and user[len(prefix) :] in b2bua.acd.queue_names():
+        return QUEUE, user[len(prefix) :]
+    if user in b2bua.acd.operator_ids():
+        return OPERATOR, user
+    digits = user.removeprefix("+")
+    if digits.isdigit() and 2 <= len(digits) <= 20:
+        return REFERENT, user
+    return None
+
+
+def notify(
+    b2bua: B2bua, call: CallerLeg, transfer: Transfer, status: int, reason: str, *, now: float
+) -> None:
+    """NOTIFY the REFER's implicit subscription (RFC 3515 §2.4.4, §2.4.5)."""
+    leg = call.operator_legs.get(transfer.operator)
+    if leg is None or leg.dialog is None:
+        return
+    final = status >= 200
+    state = "terminated;reason=noresource" if final else "active;expires=60"
+    extra = (
+        ("Event", "refer"),
+        ("Subscription-State", state),
+        ("Content-Type", SIPFRAG),
+    )
+    body = f"SIP/2.0 {status} {reason}\r\n".encode()
+    try:
+        request = leg.dialog.create_request("NOTIFY", body=body, extra=extra)
+    except ProtocolError:
+        return
+    b2bua.endpoint.send_request(request, leg.target, now=now)
+
+
+# -- to a queue -----------------------------------------------------------------------
+
+
+def _to_queue(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) -> None:
+    notify(b2bua, call, transfer, 200, "OK", now=now)
+    _transferred(b2bua, call, transfer, now=now)
+    _operator_done(b2bua, call, transfer, now=now)
+    b2bua.transfers.forget(transfer)
+    requeue(b2bua, call, transfer.target, now=now)
+
+
+def requeue(b2bua: B2bua, call: CallerLeg, queue: str | None, *, now: float) -> None:
+    """Put the caller in `queue` again with its first queue-entry time (Tm)."""
+    if queue is None:
+        b2bua.hang_up(call, reason="transfer failed, no queue", now=now)
+        return
+    call.phase, call.bridged_to, call.queue = Phase.QUEUED, None, queue
+    b2bua.media.unbridge(call.media_leg)
+    music_on_hold(b2bua, call)
+    entered = call.queued_at if call.queued_at is not None else now
+    b2bua.acd.enqueue(call.call_id, queue, entered_at=entered, caller=call.caller, now=now)
+
+
+def _transferred(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) -> None:
+    data = {"to": transfer.kind, "target": transfer.target}
+    b2bua.emit(EventKind.TRANSFERRED, call, now=now, operator=transfer.operator, data=data)
+    if transfer.kind == REFERENT:
+        try:
+            b2bua.acd.transferred_to_referent(call.call_id, transfer.target, now=now)
+        except AcdError as exc:
+            log.warning("transfer of %s not recorded as escalated: %s", call.call_id, exc)
+
+
+def _operator_done(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) -> None:
+    """The transferring operator's conversation is over: wrap-up, their leg hung up."""
+    b2bua.acd.call_ended(call.call_id, now=now)
+    leg = call.operator_legs.get(transfer.operator)
+    if leg is not None:
+        acd_glue.release_leg(b2bua, call, leg, now=now)
+
+
+def operator_left(b2bua: B2bua, call: CallerLeg, leg: OperatorLeg, *, now: float) -> None:
+    """The transferring operator hung up before the target answered: the transfer goes
+    on; if it fails, the caller goes back to the queue."""
+    leg.dialog = None  # their BYE ended that dialog: no BYE back
+    b2bua.acd.call_ended(call.call_id, now=now)
+    acd_glue.release_leg(b2bua, call, leg, now=now)
+
+
+# -- to a referent or another operator ------------------------------------------------
+
+
+def _destination(b2bua: B2bua, call: CallerLeg, transfer: Transfer) -> tuple[str, Addr] | None:
+    if transfer.kind == OPERATOR:
+        bindings = b2bua.endpoint.registrar.lookup(transfer.target)
+        available = str(b2bua.acd.operator_state(transfer.target)) == "available"
+        if not bindings or not available:
+            return None
+        return str(bindings[0].contact.uri), bindings[0].target
+    host, port = b2bua.config.referent_trunk or (call.addr[0], 5060)
+    shown = f"[{host}]" if ":" in host else host
+    return f"sip:{transfer.target}@{shown}:{port}", (host, port)
+
+
+def _dial(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) -> None:
+    destination = _destination(b2bua, call, transfer)
+    media_leg = f"{call.call_id}/transfer"
+    local = b2bua.open_leg(media_leg) if destination is not None else None
+    if destination is None or local is None:
+        _failed(b2bua, call, transfer, 480, "Temporarily Unavailable", now=now)
+        return
+    codecs = sorted(b2bua.config.codecs, key=lambda c: c.name != call.media.codec.name)
+    sdp = build_offer(
+        codecs=codecs, local_addr=local[0], local_port=local[1], session_id=b2bua.next_session()
+    )
+    invite = operator_invite(
+        target_uri=destination[0],
+        local=b2bua.config.local,
+        call_id=b2bua.ids.call_id(),
+        tag=b2bua.ids.tag(),
+        caller_identity=_identity(call),
+        screen_pop=(("X-Centralino-Service", call.service), ("X-Centralino-Call-Id", call.call_id)),
+        body=serialize_sdp(sdp),
+        user_agent=b2bua.config.user_agent,
+    )
+    key = b2bua.endpoint.send_request(invite, destination[1], now=now)
+    transfer.leg = OperatorLeg(
+        operator=transfer.target, call_id=invite.call_id, media_leg=media_leg, invite=invite,
+        key=key, target=destination[1], offer=sdp, caller_call_id=call.call_id,
+    )  # fmt: skip
+    transfer.deadline = now + b2bua.config.transfer_timeout
+    b2bua.transfers.add(transfer)
+    # The caller waits with music, as a queued caller does (Asterisk's transfer MOH).
+    call.phase, call.bridged_to = Phase.QUEUED, None
+    b2bua.media.unbridge(call.media_leg)
+    music_on_hold(b2bua, call)
+
+
+def _identity(call: CallerLeg) -> str:
+    caller = call.invite.from_
+    display = caller.display or call.caller
+    return f'"{display}" <{caller.uri}>' if display else f"<{caller.uri}>"
+
+
+def response(b2bua: B2bua, event: tx.ResponseReceived, *, now: float) -> bool:
+    """A response to a transfer's INVITE; False when the key is not one of ours."""
+    transfer = b2bua.transfers.by_key(event.key)
+    if transfer is None or transfer.leg is None:
+        return False
+    status = event.response.status
+    call = b2bua.calls.get(transfer.call_id)
+    if status < 200:
+        return True
+    if transfer.given_up or call is None or transfer.connected:
+        _late(b2bua, transfer.leg, event.response, now=now)
+    elif status < 300:
+        _answered(b2bua, call, transfer, event.response, now=now)
+    else:
+        b2bua.dialogs.receive_response(transfer.leg.invite, event.response, now=now)
+        _failed(b2bua, call, transfer, status, event.response.reason, now=now)
+    return True
+
+
+def _late(b2bua: B2bua, leg: OperatorLeg, response: Response, *, now: float) -> None:
+    """A 2xx after we gave up (timeout CANCEL crossed it, the caller left): ACK, BYE."""
+    dialog = b2bua.dialogs.receive_response(leg.invite, response, now=now)
+    if dialog is None or not 200 <= response.status < 300 or dialog is leg.dialog:
+        return
+    b2bua.endpoint.send_request(dialog.create_ack(response.cseq.seq), leg.target, now=now)
+    b2bua.send_bye(dialog, leg.target, now=now)
+
+
+def _answered(
+    b2bua: B2bua, call: CallerLeg, transfer: Transfer, response: Response, *, now: float
+) -> None:
+    leg = transfer.leg
+    assert leg is not None
+    dialog = b2bua.dialogs.receive_response(leg.invite, response, now=now)
+    if dialog is None:
+        return
+    b2bua.endpoint.send_request(dialog.create_ack(response.cseq.seq), leg.target, now=now)
+    leg.dialog, leg.answered, transfer.deadline = dialog, True, None
+    params = _answer_params(leg, response.body)
+    if params is None:
+        b2bua.send_bye(dialog, leg.target, now=now)
+        leg.dialog = None
+        _failed(b2bua, call, transfer, 488, "Not Acceptable Here", now=now)
+        return
+    configure(b2bua, leg, params)
+    transfer.connected = True
+    call.phase, call.bridged_to = Phase.BRIDGED, None
+    b2bua.media.bridge(call.media_leg, leg.media_leg)
+    notify(b2bua, call, transfer, 200, "OK", now=now)
+    _transferred(b2bua, call, transfer, now=now)
+    _operator_done(b2bua, call, transfer, now=now)
+
+
+def _answer_params(leg: OperatorLeg, body: bytes) -> MediaParams | None:
+    try:
+        params = read_answer(leg.offer, parse_sdp(body))
+    except SdpError:
+        return None
+    return None if isinstance(params, NoCommonCodec) else params
+
+
+# -- failures and endings -------------------------------------------------------------
+
+
+def _failed(
+    b2bua: B2bua, call: CallerLeg, transfer: Transfer, status: int, reason: str, *, now: float
+) -> None:
+    """The target did not take the call: NOTIFY the failure, back to the operator if
+    their leg is still up, else to the queue."""
+    log.info("transfer of %s to %s failed: %s", call.call_id, transfer.target, status)
+    notify(b2bua, call, transfer, status, reason or "Failed", now=now)
+    _drop_target(b2bua, transfer)
+    back = call.operator_legs.get(transfer.operator)
+    if back is not None and back.dialog is not None:
+        call.phase, call.bridged_to = Phase.BRIDGED, back.operator
+        b2bua.media.bridge(call.media_leg, back.media_leg)
+    else:
+        requeue(b2bua, call, call.queue, now=now)
+
+
+def _drop_target(b2bua: B2bua, transfer: Transfer) -> None:
+    transfer.given_up, transfer.deadline = True, None
+    b2bua.transfers.forget(transfer)
+    if transfer.leg is not None:
+        b2bua.media.close_leg(transfer.leg.media_leg)
+
+
+def handle_timer(b2bua: B2bua, *, now: float) -> None:
+    """Targets that rang `transfer_timeout` seconds unanswered are CANCELled (§9.1)."""
+    layer = b2bua.endpoint.layer
+    for transfer in b2bua.transfers.due(now):
+        call = b2bua.calls.get(transfer.call_id)
+        if transfer.leg is not None and layer.client_state(transfer.leg.key) is not None:
+            layer.cancel(transfer.leg.key, now=now)
+        if call is None:
+            _drop_target(b2bua, transfer)
+        else:
+            _failed(b2bua, call, transfer, 408, "Request Timeout", now=now)
+    b2bua.transfers.prune(lambda key: layer.client_state(key) is not None)
+
+
+def failed(b2bua: B2bua, key: ClientTransactionKey, *, now: float) -> bool:
+    """A transfer's INVITE timed out or could not be sent (§8.1.3.1: as a 408)."""
+    transfer = b2bua.transfers.by_key(key)
+    if transfer is None or transfer.leg is None:
+        return False
+    call = b2bua.calls.get(transfer.call_id)
+    if call is not None and not transfer.given_up and not transfer.connected:
+        _failed(b2bua, call, transfer, 408, "Request Timeout", now=now)
+    return True
+
+
+def caller_gone(b2bua: B2bua, call: CallerLeg, *, now: float) -> None:
+    """The call ended: hang up or stop ringing the target, free its media."""
+    transfer = b2bua.transfers.of_call(call.call_id)
+    if transfer is None:
+        return
+    leg = transfer.leg
+    if leg is not None and leg.dialog is not None:
+        b2bua.send_bye(leg.dialog, leg.target, now=now)
+        leg.dialog = None
+    elif leg is not None and b2bua.endpoint.layer.client_state(leg.key) is not None:
+        b2bua.endpoint.layer.cancel(leg.key, now=now)
+    _drop_target(b2bua, transfer)
+
+
+def target_hung_up(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) -> None:
+    """The transfer's target sent BYE: the caller is hung up."""
+    if transfer.leg is not None:
+        transfer.leg.dialog = None
+    b2bua.hang_up(call, reason="transfer target hung up", now=now, by=transfer.kind)
