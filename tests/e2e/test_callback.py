@@ -1,0 +1,128 @@
+"""End to end: a queued trunk caller asks for a callback (the queue's digit, sent as SIP
+INFO), hears the confirmation and is hung up; a SIPp operator registers and answers the
+callback offer; the switch then INVITEs the citizen's number through the trunk (here the
+address the call came from) and a citizen UAS answers.
+
+Every wait is bounded; every process is ended by PID (acd_helpers.processes).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from acd_helpers import (
+    NUMBER,
+    Processes,
+    events,
+    of_kind,
+    processes,
+    wait_for,
+    wait_registered,
+    write_config,
+)
+from caller import SipMessage, TrunkCall, prompt_seconds
+from conftest import need, start_switch, stop_process
+
+pytestmark = pytest.mark.e2e
+
+CITIZEN = "0461777888"
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Processes]:
+    need("sipp")
+    with processes(tmp_path) as p:
+        yield p
+
+
+class CitizenPhone:
+    """A UAS on the trunk's address: answers one INVITE with 180 then 200 and SDP."""
+
+    def __init__(self, addr: tuple[str, int]) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(addr)
+        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rtp.bind(("127.0.0.1", 0))
+
+    def receive(self, method: str, timeout: float) -> tuple[SipMessage, tuple[str, int]]:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                data, source = self.sock.recvfrom(65535)
+            except TimeoutError:
+                break
+            message = SipMessage.parse(data)
+            if message is not None and message.method == method:
+                return message, source
+        raise AssertionError(f"no {method} within {timeout} s")
+
+    def respond(
+        self, request: SipMessage, source: tuple[str, int], status: int, body: str = ""
+    ) -> None:
+        to = request.header("to") or ""
+        lines = [f"SIP/2.0 {status} X", *(f"Via: {v}" for v in request.all("via"))]
+        lines += [f"From: {request.header('from')}", f"To: {to};tag=citizen1"]
+        lines += [f"Call-ID: {request.header('call-id')}", f"CSeq: {request.header('cseq')}"]
+        lines += [f"Contact: <sip:{CITIZEN}@127.0.0.1:{self.sock.getsockname()[1]}>"]
+        if body:
+            lines.append("Content-Type: application/sdp")
+        lines += [f"Content-Length: {len(body.encode())}", "", body]
+        self.sock.sendto("\r\n".join(lines).encode(), source)
+
+    def sdp(self) -> str:
+        port = self.rtp.getsockname()[1]
+        return (
+            "v=0\r\no=citizen 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+        )
+
+    def close(self) -> None:
+        self.sock.close()
+        self.rtp.close()
+
+
+def test_callback_keeps_the_place_and_dials_the_citizen_after_the_operator_answers(
+    tmp_path: Path, procs: Processes
+) -> None:
+    config = write_config(
+        tmp_path, ring_timeout=5.0, queue_extra={"callback_digit": "5", "callback_attempts": 1}
+    )
+    switch = start_switch(tmp_path, config)
+    try:
+        call = TrunkCall(switch.sip_addr, NUMBER, codecs=("PCMU",), caller=CITIZEN)
+        assert call.invite().status == 200
+        trunk = (call.host, call.port)
+        wait_for("queued", lambda: of_kind(events(switch), "queued"), timeout=10)
+        assert call.info("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n") == 200
+        confirmation = prompt_seconds("beep", "goodbye")
+        assert call.wait_hung_up(confirmation + 5), switch.log()[-3000:]
+        call.close()  # its SIP port becomes the citizen's phone on the trunk's address
+        ended = wait_for("ended", lambda: of_kind(events(switch), "ended"), timeout=5)
+        assert ended[0].data == {"by": "switch", "reason": "callback"}
+        citizen = CitizenPhone(trunk)
+        try:
+            procs.phone(switch, "1001", ring_ms=300, talk_ms=2000, hangup="operator")
+            wait_registered(switch, 1)
+            invite, source = citizen.receive("INVITE", timeout=20)
+            assert invite.first_line.startswith(f"INVITE sip:{CITIZEN}@127.0.0.1:{trunk[1]} ")
+            assert (invite.header("from") or "").startswith(f"<sip:{NUMBER}@")
+            citizen.respond(invite, source, 180)
+            citizen.respond(invite, source, 200, citizen.sdp())
+            ack, _ = citizen.receive("ACK", timeout=5)
+            assert ack.header("call-id") == invite.header("call-id")
+            # The operator talks 2 s and hangs up: the switch hangs the citizen up.
+            bye, source = citizen.receive("BYE", timeout=10)
+            citizen.respond(bye, source, 200)
+        finally:
+            citizen.close()
+        wait_for("two ends", lambda: len(of_kind(events(switch), "ended")) >= 2, timeout=10)
+        log = events(switch)
+        answered = of_kind(log, "answered")
+        assert [(e.call_id, e.operator) for e in answered] == [(call.call_id, "1001")]
+    finally:
+        stop_process(switch.process)
