@@ -30,7 +30,7 @@ from metrics.events import EventKind
 from routing import acd_glue
 from routing.ivr_glue import music_on_hold
 from routing.legs import CallerLeg, OperatorLeg, Phase, operator_invite
-from routing.reinvite import configure
+from routing.reinvite import configure, reoffer
 from sip import events as tx
 from sip.endpoint import IncomingRequest
 from sip.errors import ProtocolError
@@ -360,6 +360,9 @@ def _answered(
     transfer.connected = True
     call.phase, call.bridged_to = Phase.BRIDGED, None
     b2bua.media.bridge(call.media_leg, leg.media_leg)
+    if call.session is not None and call.session.holding:
+        # The operator held the caller before transferring: the caller talks again.
+        reoffer(b2bua, call, call, holding=False, now=now)
     notify(b2bua, call, transfer, 200, "OK", now=now)
     _transferred(b2bua, call, transfer, now=now)
     _operator_done(b2bua, call, transfer, now=now)

@@ -1,0 +1,207 @@
+"""Call control in virtual time: blind transfer by REFER from the operator's phone
+(RFC 3515, sipfrag RFC 3420) to a referent through the trunk, a queue or an operator."""
+
+from __future__ import annotations
+
+from b2bua_harness import TRUNK, Harness, in_dialog, register
+from phones import PHONES, answer_sdp, finals, offer_to, ok_to, requests, respond
+from test_b2bua_hold import (
+    CALLER_LEG,
+    OPERATOR_LEG,
+    bridged,
+    caller_sdp,
+    in_dialog_response,
+    phone_request,
+)
+
+from acd.operator import OperatorState
+from metrics.events import EventKind
+from sip.message import Message, Request, Response
+
+REFERENT = ("127.0.0.1", 5060)  # the trunk's address, default port
+TARGET_LEG = "call-1@pbx/transfer"
+
+
+def refer(h: Harness, offer: Request, target: str, *, cseq: int = 1) -> list[Message]:
+    """The operator's phone REFERs the caller to `target`."""
+    return h.deliver(
+        phone_request("REFER", offer, cseq=cseq, extra=(f"Refer-To: <{target}>",)),
+        PHONES["1001"],
+    )
+
+
+def notifies(messages: list[Message]) -> list[Request]:
+    """NOTIFYs sent, Timer E retransmissions left out (the test phone answers none)."""
+    return list({m.top_via.branch: m for m in requests(messages, "NOTIFY")}.values())
+
+
+def sipfrag(notify: Request) -> tuple[str, str]:
+    """The status line a NOTIFY carries and its subscription state."""
+    assert notify.headers.get("event") == "refer"
+    assert notify.headers.get("content-type") == "message/sipfrag;version=2.0"
+    return notify.body.decode().strip(), (notify.headers.get("subscription-state") or "")
+
+
+def data_of(h: Harness, kind: EventKind) -> list[dict[str, object]]:
+    return [fields for k, fields in h.events if k is kind]
+
+
+def referring() -> tuple[Harness, Response, Request, Request]:
+    """A bridged call the operator REFERs to 0461999999: the INVITE to the referent."""
+    h, ok, offer = bridged()
+    out = refer(h, offer, "sip:0461999999@127.0.0.1")
+    (accepted,) = finals(out)
+    assert accepted.status == 202
+    (trying,) = notifies(out)
+    assert sipfrag(trying) == ("SIP/2.0 100 Trying", "active;expires=60")
+    assert trying.call_id == offer.call_id
+    (invite,) = requests(out, "INVITE")
+    return h, ok, offer, invite
+
+
+def test_refer_to_a_number_dials_the_referent_through_the_trunk() -> None:
+    h, ok, _, invite = referring()
+    assert invite.uri == "sip:0461999999@127.0.0.1:5060"
+    assert [a for m, a in h.sent if m is invite] == [REFERENT]
+    assert "Mario Rossi" in (invite.headers.get("p-asserted-identity") or "")
+    assert invite.headers.get("x-centralino-call-id") == ok.call_id
+    # The caller waits with music, away from the operator.
+    assert ("unbridge", CALLER_LEG) in h.media.calls
+    assert h.media.plays()[-1] == (CALLER_LEG, ("music-on-hold",), "it", 0, True)
+
+
+def test_referent_answer_bridges_the_caller_notifies_200_and_byes_the_operator() -> None:
+    h, _, offer, invite = referring()
+    respond(h, invite, 180, tag="ref", operator="1001")
+    out = respond(h, invite, 200, tag="ref", operator="1001", body=answer_sdp(32000))
+    (ack,) = requests(out, "ACK")
+    assert ack.call_id == invite.call_id
+    assert ("bridge", (CALLER_LEG, TARGET_LEG)) in h.media.calls
+    (done,) = notifies(out)
+    assert sipfrag(done) == ("SIP/2.0 200 OK", "terminated;reason=noresource")
+    (bye,) = requests(out, "BYE")
+    assert bye.call_id == offer.call_id
+    sent = [m for m in out if isinstance(m, Request) and m.method in ("NOTIFY", "BYE")]
+    assert [m.method for m in sent] == ["NOTIFY", "BYE"]  # the outcome before the hang-up
+    assert OPERATOR_LEG not in h.media.open
+    (moved,) = [d for d in data_of(h, EventKind.TRANSFERRED) if d["data"]]
+    assert moved["data"] == {"to": "referent", "target": "0461999999"}
+    assert moved["operator"] == "1001"
+    (disposition,) = data_of(h, EventKind.DISPOSITION)
+    assert disposition["data"] == {"disposition": "escalated", "explicit": "false"}
+    assert h.core.b2bua.acd.operator_state("1001") is OperatorState.WRAP_UP
+    assert h.core.active_calls() == 1
+
+
+def test_referent_bye_ends_the_call_and_caller_bye_hangs_up_the_referent() -> None:
+    h, ok, _, invite = referring()
+    respond(h, invite, 200, tag="ref", operator="1001", body=answer_sdp(32000))
+    out = h.deliver(in_dialog("BYE", ok, cseq=2, source=TRUNK), TRUNK)
+    (bye,) = requests(out, "BYE")
+    assert bye.call_id == invite.call_id and bye.to.tag == "ref"
+    assert h.media.open == set() and h.core.active_calls() == 0
+    ok_to(h, bye, source=REFERENT)
+    assert len(h.core.b2bua.transfers) == 0
+
+
+def test_referent_who_does_not_answer_sends_the_call_back_to_the_operator() -> None:
+    h, _, offer, invite = referring()
+    respond(h, invite, 180, tag="ref", operator="1001")
+    before = len(h.media.calls)
+    assert requests(h.advance(19.9), "CANCEL") == []
+    out = h.advance(0.1)  # transfer_timeout: 20 s from the REFER
+    (cancel,) = requests(out, "CANCEL")
+    assert cancel.call_id == invite.call_id
+    (failed,) = [n for n in notifies(out) if b"100 Trying" not in n.body]
+    assert sipfrag(failed) == ("SIP/2.0 408 Request Timeout", "terminated;reason=noresource")
+    assert failed.call_id == offer.call_id
+    assert ("bridge", (CALLER_LEG, OPERATOR_LEG)) in h.media.calls[before:]
+    assert TARGET_LEG not in h.media.open
+    assert data_of(h, EventKind.TRANSFERRED) == []
+    # The 487 for our CANCEL changes nothing more.
+    respond(h, invite, 487, tag="ref", operator="1001")
+    assert h.core.active_calls() == 1
+    assert h.core.b2bua.acd.operator_state("1001") is OperatorState.ON_CALL
+
+
+def test_busy_referent_is_notified_and_the_operator_gets_the_caller_back() -> None:
+    h, _, _, invite = referring()
+    out = respond(h, invite, 486, tag="ref", operator="1001")
+    (failed,) = notifies(out)
+    assert sipfrag(failed)[0] == "SIP/2.0 486 X"
+    assert h.media.calls[-1] == ("bridge", (CALLER_LEG, OPERATOR_LEG))
+
+
+def test_operator_gone_and_referent_failing_requeues_with_the_first_entry_time() -> None:
+    h, _, offer, invite = referring()
+    queued_at = data_of(h, EventKind.QUEUED)[0]["at"]
+    assert isinstance(queued_at, float)
+    h.advance(3.0)
+    out = h.deliver(phone_request("BYE", offer, cseq=2), PHONES["1001"])
+    assert [r.status for r in finals(out)] == [200]
+    assert h.core.active_calls() == 1  # the caller is still ringing the referent
+    assert h.core.b2bua.acd.operator_state("1001") is OperatorState.WRAP_UP
+    out = respond(h, invite, 480, tag="ref", operator="1001")
+    assert notifies(out) == []  # nobody left to tell
+    acd = h.core.b2bua.acd
+    assert acd.call_queue("call-1@pbx") == "trentino-in-rete"
+    snapshot = acd.queue_snapshot("trentino-in-rete", now=h.now)
+    assert snapshot.longest_wait == h.now - queued_at >= 3  # Tm counts from the first entry
+
+
+def test_refer_to_a_queue_requeues_the_caller_and_hangs_up_the_operator() -> None:
+    h, _, offer = bridged()
+    out = refer(h, offer, "sip:queue-mepat@127.0.0.1")
+    assert [r.status for r in finals(out)] == [202]
+    trying, done = notifies(out)
+    assert sipfrag(trying)[0] == "SIP/2.0 100 Trying"
+    assert sipfrag(done) == ("SIP/2.0 200 OK", "terminated;reason=noresource")
+    (bye,) = requests(out, "BYE")
+    assert bye.call_id == offer.call_id
+    assert h.core.b2bua.acd.call_queue("call-1@pbx") == "mepat"
+    moved = [d for d in data_of(h, EventKind.TRANSFERRED) if d["data"]]
+    assert [d["data"] for d in moved] == [{"to": "queue", "target": "mepat"}]
+    assert data_of(h, EventKind.DISPOSITION) == []  # a queue is not the second level
+    assert h.media.plays()[-1] == (CALLER_LEG, ("music-on-hold",), "it", 0, True)
+
+
+def test_refer_to_another_operator_rings_their_phone() -> None:
+    h, _, offer = bridged()
+    register(h, "1002", "demo1002", phone=PHONES["1002"])
+    out = refer(h, offer, "sip:1002@127.0.0.1")
+    (invite,) = requests(out, "INVITE")
+    assert [a for m, a in h.sent if m is invite] == [PHONES["1002"]]
+    out = respond(h, invite, 200, tag="o2", operator="1002", body=answer_sdp(33000))
+    assert ("bridge", (CALLER_LEG, TARGET_LEG)) in h.media.calls
+    moved = [d for d in data_of(h, EventKind.TRANSFERRED) if d["data"]]
+    assert [d["data"] for d in moved] == [{"to": "operator", "target": "1002"}]
+    assert offer_to(h, "1001").call_id == offer.call_id
+
+
+def test_refers_that_cannot_be_served_are_refused() -> None:
+    h, ok, offer = bridged()
+    unknown = refer(h, offer, "sip:nobody@127.0.0.1")
+    attended = refer(h, offer, "sip:0461999999@127.0.0.1?Replaces=abc%3Bto-tag%3Dx", cseq=2)
+    from_caller = h.deliver(
+        in_dialog("REFER", ok, cseq=2, source=TRUNK).replace(
+            "Content-Length", "Refer-To: <sip:0461999999@127.0.0.1>\r\nContent-Length"
+        ),
+        TRUNK,
+    )
+    statuses = [[r.status for r in finals(out)] for out in (unknown, attended, from_caller)]
+    assert statuses == [[404], [501], [403]]
+    assert requests(unknown + attended + from_caller, "INVITE") == []
+    assert h.media.calls[-1] == ("bridge", (CALLER_LEG, OPERATOR_LEG))  # still talking
+
+
+def test_a_caller_held_by_the_operator_is_taken_off_hold_when_the_referent_answers() -> None:
+    h, ok, offer = bridged()
+    hold = caller_sdp("sendonly", 9).replace("40000", "30000")
+    out = h.deliver(phone_request("INVITE", offer, cseq=1, body=hold), PHONES["1001"])
+    (held,) = requests(out, "INVITE")
+    h.deliver(in_dialog_response(held, 200, caller_sdp("recvonly", 2)), TRUNK)
+    out = refer(h, offer, "sip:0461999999@127.0.0.1", cseq=2)
+    (invite,) = requests(out, "INVITE")
+    out = respond(h, invite, 200, tag="ref", operator="1001", body=answer_sdp(32000))
+    (unhold,) = [m for m in requests(out, "INVITE") if m.call_id == ok.call_id]
+    assert "a=sendrecv" in unhold.body.decode()
