@@ -237,7 +237,11 @@ class MediaRuntime:
         return self._loop.run_in_executor(self._preloader, self._preload, ids, found_languages)
 
     def _preload(self, prompt_ids: list[str], languages: list[str]) -> int:
-        loaded = self.prompts.preload(prompt_ids, languages, stopped=self._preload_stop.is_set)
+        try:
+            loaded = self.prompts.preload(prompt_ids, languages, stopped=self._preload_stop.is_set)
+        except Exception:  # the worker must not die unheard; plays still encode their own
+            log.exception("preloading prompts failed")
+            return 0
         log.info("%d prompt encodings preloaded", loaded)
         return loaded
 
