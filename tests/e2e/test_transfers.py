@@ -1,0 +1,141 @@
+"""End to end: an operator's SIPp phone answers a caller and transfers it blind with
+REFER (RFC 3515) to a referent's number; the switch dials the referent through the
+trunk (a SIPp UAS, sipp-scenarios/referent.xml) and bridges the caller to it.
+
+The trunk here is 127.0.0.2: the caller calls from there, and the referent listens on
+127.0.0.2:5060 (the switch dials referents at the calling trunk's host, port 5060).
+Every wait is bounded and every process is ended by PID.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from acd_helpers import (
+    PASSWORDS,
+    Processes,
+    Sipp,
+    events,
+    of_kind,
+    processes,
+    wait_for,
+    wait_registered,
+    write_config,
+)
+from conftest import SCENARIOS, Switch, free_udp_port, need, start_switch, stop_process
+
+pytestmark = pytest.mark.e2e
+
+TRUNK_HOST = "127.0.0.2"
+REFERENT_NUMBER = "0461999999"
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Processes]:
+    need("sipp")
+    with processes(tmp_path) as p:
+        yield p
+
+
+def trunk_port_free() -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((TRUNK_HOST, 5060))
+        except OSError:
+            return False
+    return True
+
+
+def serve(tmp: Path) -> Switch:
+    """The ACD test configuration with 127.0.0.2 as one more trunk address."""
+    path = write_config(tmp, ring_timeout=5.0)
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["trunks"][0]["addresses"].append(TRUNK_HOST)
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return start_switch(tmp, path)
+
+
+def sipp_at(procs: Processes, name: str, host: str, port: int, *args: str) -> Sipp:
+    """A SIPp bound to `host:port`, ended by PID with the test's other processes."""
+    cmd = [need("sipp"), *args, "-i", host, "-p", str(port), "-mp", str(free_udp_port())]
+    cmd += ["-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err", "-trace_msg"]
+    folder = procs.tmp / name
+    folder.mkdir(parents=True, exist_ok=True)
+    log_path = folder / "sipp.out"
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=folder, stdout=out, stderr=subprocess.STDOUT)
+    sipp = Sipp(name, proc, log_path)
+    procs.started.append(sipp)
+    return sipp
+
+
+def diagnose(switch: Switch, *sipps: Sipp) -> str:
+    lines = [f"{e.seq} {e.kind} {e.call_id} {e.operator} {e.data}" for e in events(switch)]
+    tails = "".join(f"\n--- {s.name} ---\n{s.output()[-1500:]}" for s in sipps)
+    return "\n".join(lines) + f"\n--- switch ---\n{switch.log()[-3000:]}" + tails
+
+
+def test_operator_refers_the_caller_to_a_referent_through_the_trunk(
+    tmp_path: Path, procs: Processes
+) -> None:
+    if not trunk_port_free():
+        pytest.skip(f"{TRUNK_HOST}:5060 is taken")
+    switch = serve(tmp_path)
+    try:
+        referent = sipp_at(
+            procs, "referent", TRUNK_HOST, 5060,
+            "-sf", str(SCENARIOS / "referent.xml"), "-m", "1", "-key", "ring_ms", "500",
+        )  # fmt: skip
+        phone_args = ["-sf", str(SCENARIOS / "operator.xml")]
+        phone_args += ["-oocsf", str(SCENARIOS / "operator-refer.xml"), "-m", "1"]
+        phone_args += ["-s", "1001", "-au", "1001", "-ap", PASSWORDS["1001"]]
+        phone_args += ["-key", "life_ms", "30000", "-key", "ring_ms", "300"]
+        phone_args += ["-key", "talk_ms", "1000"]
+        phone_args += ["-key", "refer_to", f"sip:{REFERENT_NUMBER}@{TRUNK_HOST}"]
+        phone = sipp_at(procs, "phone", "127.0.0.1", free_udp_port(), switch.sip, *phone_args)
+        wait_registered(switch, 1)
+        caller = sipp_at(
+            procs, "caller", TRUNK_HOST, free_udp_port(), switch.sip,
+            "-sf", str(SCENARIOS / "caller-abandon.xml"), "-s", "800999001", "-m", "1",
+            "-key", "wait_ms", "6000",
+        )  # fmt: skip
+        assert caller.wait(30) == 0, diagnose(switch, caller, phone, referent)
+        assert referent.wait(15) == 0, diagnose(switch, caller, phone, referent)
+        wait_for("the call's end", lambda: of_kind(events(switch), "ended"), 10)
+        log = events(switch)
+        moved = [e for e in of_kind(log, "transferred") if e.data.get("to")]
+        assert [e.data for e in moved] == [{"to": "referent", "target": REFERENT_NUMBER}]
+        assert moved[0].operator == "1001"
+        dispositions = [e.data.get("disposition") for e in of_kind(log, "disposition")]
+        assert dispositions == ["escalated"], diagnose(switch)
+        (ended,) = of_kind(log, "ended")
+        assert ended.data == {"by": "caller"}
+        # The phone saw the whole REFER exchange, in order (its SIPp message trace).
+        (trace,) = (tmp_path / "phone").glob("*_messages.log")
+        assert in_order(
+            trace.read_text(errors="replace"),
+            "REFER sip:", "SIP/2.0 202 Accepted",
+            "NOTIFY sip:", "active;expires=60", "SIP/2.0 100 Trying",
+            "NOTIFY sip:", "terminated;reason=noresource", "SIP/2.0 200 OK",
+            "BYE sip:",
+        ), trace.read_text(errors="replace")[-4000:]  # fmt: skip
+    finally:
+        stop_process(switch.process)
+        for sipp in (s for s in procs.started if s.process.poll() is None):
+            stop_process(sipp.process)
+
+
+def in_order(text: str, *parts: str) -> bool:
+    """Each part occurs in `text` after the previous one."""
+    at = 0
+    for part in parts:
+        at = text.find(part, at)
+        if at < 0:
+            return False
+        at += len(part)
+    return True
