@@ -253,6 +253,7 @@ def _connect(
         # Nobody on the line yet: PlaceCallback dials the citizen, bridged on answer.
         call.phase, call.bridged_to = Phase.BRIDGED, leg.operator
     elif call.phase is Phase.QUEUED:
+        callback.answered_meanwhile(b2bua, call)
         call.phase = Phase.BRIDGED
         call.bridged_to = leg.operator
         b2bua.media.bridge(call.media_leg, leg.media_leg)

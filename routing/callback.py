@@ -134,6 +134,11 @@ def hang_up_confirmed(b2bua: B2bua, *, now: float) -> None:
             b2bua.hang_up(call, reason="callback", now=now)
 
 
+def answered_meanwhile(b2bua: B2bua, call: CallerLeg) -> None:
+    """An operator answered while the caller heard the confirmation: no callback."""
+    desk(b2bua).confirming.discard(call.call_id)
+
+
 def caller_left(b2bua: B2bua, call: CallerLeg, *, now: float) -> bool:
     """The caller hung up while hearing the confirmation: the callback still stands."""
     book = desk(b2bua)

@@ -236,3 +236,53 @@ def test_a_caller_who_hangs_up_during_the_confirmation_is_called_back() -> None:
     register(h)
     offers = [m for m, _ in h.sent if isinstance(m, Request) and m.method == "INVITE"]
     assert offers[-1].headers.get("x-centralino-callback") == NUMBER
+
+
+def operator_bye(offer: Request, ok: Response) -> str:
+    """The operator's phone hangs up the dialog of our INVITE `offer`."""
+    return (
+        f"BYE sip:centralino@127.0.0.1:5060 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {PHONE[0]}:{PHONE[1]};branch=z9hG4bK-obye\r\nMax-Forwards: 70\r\n"
+        f"From: {offer.headers.get('to')};tag=op1\r\nTo: {offer.headers.get('from')}\r\n"
+        f"Call-ID: {offer.call_id}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+    )
+
+
+def test_an_operator_who_hangs_up_before_the_citizen_answers_fails_the_attempt() -> None:
+    h, seen = callback_harness(attempts=2)
+    ok, _ = ask_callback(h)
+    h.now = 100.0
+    offer, out = operator_answers(h)
+    (dial,) = requests(out, "INVITE")
+    h.deliver(answer_request(dial, 180, to_tag="cit"), TRUNK)
+    out = h.deliver(operator_bye(offer, ok), PHONE)
+    assert [c.call_id for c in requests(out, "CANCEL")] == [dial.call_id]
+    (failed,) = [o for o in seen if isinstance(o, ac.CallbackFailed)]
+    assert (failed.attempt, failed.final) == (1, False)
+    assert not any(isinstance(o, ac.CallEnded) for o in seen)
+    # The place is kept: after the retry delay the operator is offered it again.
+    out = h.advance(61.0)
+    assert requests(out, "INVITE")[0].headers.get("x-centralino-callback") == NUMBER
+
+
+def test_an_operator_answering_during_the_confirmation_talks_to_the_caller() -> None:
+    h, seen = callback_harness()
+    register(h)
+    h.core.b2bua.acd.operator_pause("1001", now=h.now)
+    h.flush()
+    queued_caller(h)
+    press(h, "5")
+    h.core.b2bua.acd.operator_ready("1001", now=h.now)
+    h.core.handle_timer(now=h.now)  # the engine's offer goes out on the next pump
+    out = h.flush()
+    (offer,) = requests(out, "INVITE")
+    assert offer.headers.get("x-centralino-callback") is None
+    h.deliver(answer_request(offer, 200, to_tag="op1", body=ANSWER_SDP), PHONE)
+    assert ("bridge", (CALLER, "call-1@pbx/1001")) in h.media.calls
+    # The bridge stopped the confirmation, which never reports its end: no callback is
+    # pending for the call any more (music on hold after a transfer stays music).
+    assert callback.desk(h.core.b2bua).confirming == set()
+    out = h.media_event(PlaybackFinished(at=h.now, leg=CALLER, play_id=-2))
+    assert requests(out, "BYE") == []
+    assert not any(isinstance(o, ac.CallbackRequested) for o in seen)
+    assert h.core.active_calls() == 1
