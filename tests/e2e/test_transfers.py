@@ -139,3 +139,48 @@ def in_order(text: str, *parts: str) -> bool:
             return False
         at += len(part)
     return True
+
+
+def test_a_referent_who_does_not_answer_sends_the_caller_back_to_the_operator(
+    tmp_path: Path, procs: Processes
+) -> None:
+    """transfer_timeout is 20 s: the referent rings on, gets our CANCEL, the operator a
+    NOTIFY 408 and the caller back; the caller hangs up later, which BYEs the operator."""
+    if not trunk_port_free():
+        pytest.skip(f"{TRUNK_HOST}:5060 is taken")
+    switch = serve(tmp_path)
+    try:
+        referent = sipp_at(
+            procs, "referent", TRUNK_HOST, 5060,
+            "-sf", str(SCENARIOS / "referent.xml"), "-m", "1", "-key", "ring_ms", "40000",
+        )  # fmt: skip
+        phone_args = ["-sf", str(SCENARIOS / "operator.xml")]
+        phone_args += ["-oocsf", str(SCENARIOS / "operator-refer.xml"), "-m", "1"]
+        phone_args += ["-s", "1001", "-au", "1001", "-ap", PASSWORDS["1001"]]
+        phone_args += ["-key", "life_ms", "45000", "-key", "ring_ms", "300"]
+        phone_args += ["-key", "talk_ms", "500"]
+        phone_args += ["-key", "refer_to", f"sip:{REFERENT_NUMBER}@{TRUNK_HOST}"]
+        phone = sipp_at(procs, "phone", "127.0.0.1", free_udp_port(), switch.sip, *phone_args)
+        wait_registered(switch, 1)
+        caller = sipp_at(
+            procs, "caller", TRUNK_HOST, free_udp_port(), switch.sip,
+            "-sf", str(SCENARIOS / "caller-abandon.xml"), "-s", "800999001", "-m", "1",
+            "-key", "wait_ms", "26000",
+        )  # fmt: skip
+        assert caller.wait(45) == 0, diagnose(switch, caller, phone, referent)
+        wait_for("the call's end", lambda: of_kind(events(switch), "ended"), 10)
+        log = events(switch)
+        assert [e for e in of_kind(log, "transferred") if e.data] == [], diagnose(switch)
+        assert [e.data for e in of_kind(log, "ended")] == [{"by": "caller"}]
+        (trace,) = (tmp_path / "phone").glob("*_messages.log")
+        text = trace.read_text(errors="replace")
+        assert in_order(
+            text, "SIP/2.0 202 Accepted", "SIP/2.0 100 Trying",
+            "terminated;reason=noresource", "SIP/2.0 408 Request Timeout", "BYE sip:",
+        ), text[-4000:]  # fmt: skip
+        (ref_trace,) = (tmp_path / "referent").glob("*_messages.log")
+        assert "CANCEL sip:" in ref_trace.read_text(errors="replace")
+    finally:
+        stop_process(switch.process)
+        for sipp in (s for s in procs.started if s.process.poll() is None):
+            stop_process(sipp.process)
