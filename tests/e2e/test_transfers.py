@@ -184,3 +184,36 @@ def test_a_referent_who_does_not_answer_sends_the_caller_back_to_the_operator(
         stop_process(switch.process)
         for sipp in (s for s in procs.started if s.process.poll() is None):
             stop_process(sipp.process)
+
+
+def test_operator_hold_and_unhold_reach_the_caller_as_our_reinvites(
+    tmp_path: Path, procs: Processes
+) -> None:
+    """The operator's phone holds (sendonly) and resumes (sendrecv); the trunk caller gets
+    our re-INVITEs (sendonly, then sendrecv) in between, then the switch's BYE."""
+    switch = start_switch(tmp_path, write_config(tmp_path, ring_timeout=5.0))
+    try:
+        phone_args = ["-sf", str(SCENARIOS / "operator.xml")]
+        phone_args += ["-oocsf", str(SCENARIOS / "operator-hold.xml"), "-m", "1"]
+        phone_args += ["-s", "1001", "-au", "1001", "-ap", PASSWORDS["1001"]]
+        phone_args += ["-key", "life_ms", "30000", "-key", "ring_ms", "300"]
+        phone_args += ["-key", "talk_ms", "700", "-key", "hold_ms", "1000"]
+        phone = sipp_at(procs, "phone", "127.0.0.1", free_udp_port(), switch.sip, *phone_args)
+        wait_registered(switch, 1)
+        caller = sipp_at(
+            procs, "caller", "127.0.0.1", free_udp_port(), switch.sip,
+            "-sf", str(SCENARIOS / "operator-hold-caller.xml"), "-s", "800999001", "-m", "1",
+        )  # fmt: skip
+        assert caller.wait(30) == 0, diagnose(switch, caller, phone)
+        (trace,) = (tmp_path / "phone").glob("*_messages.log")
+        text = trace.read_text(errors="replace")
+        assert in_order(
+            text, "a=sendonly", "SIP/2.0 200", "a=recvonly", "a=sendrecv", "SIP/2.0 200",
+            "a=sendrecv", "BYE sip:",
+        ), text[-4000:]  # fmt: skip
+        wait_for("the call's end", lambda: of_kind(events(switch), "ended"), 10)
+        assert [e.data for e in of_kind(events(switch), "ended")] == [{"by": "operator"}]
+    finally:
+        stop_process(switch.process)
+        for sipp in (s for s in procs.started if s.process.poll() is None):
+            stop_process(sipp.process)
