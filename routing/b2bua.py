@@ -25,7 +25,7 @@ from datetime import datetime
 from acd.engine import AcdEngine
 from acd.errors import AcdError
 from ivr.config import ServiceConfig
-from media.sdp import SessionDescription
+from media.sdp import SdpError, SessionDescription
 from media.session import G729, PCMA, PCMU, Answer, Codec, NoCommonCodec, negotiate
 from metrics.events import EventKind
 from routing import acd_glue, feature_codes_glue, ivr_glue, reinvite, transfer
@@ -308,19 +308,24 @@ class B2bua:
         self, offer: SessionDescription, media_leg: str
     ) -> Answer | NoCommonCodec | None:
         """Open a media leg and answer an SDP offer on it (RFC 3264 §6); the leg is
-        closed again when no codec is common. None when no RTP port is free."""
+        closed again when no codec is common or the offer is unusable (SdpError, e.g.
+        no c= line, is raised after closing it). None when no RTP port is free."""
         local = self.open_leg(media_leg)
         if local is None:
             return None
-        answer = negotiate(
-            offer,
-            supported=self.config.codecs,
-            preference=self.config.preference,
-            local_addr=local[0],
-            local_port=local[1],
-            session_id=self.next_session(),
-            agent="centralino",
-        )
+        try:
+            answer = negotiate(
+                offer,
+                supported=self.config.codecs,
+                preference=self.config.preference,
+                local_addr=local[0],
+                local_port=local[1],
+                session_id=self.next_session(),
+                agent="centralino",
+            )
+        except SdpError:
+            self.media.close_leg(media_leg)
+            raise
         if isinstance(answer, NoCommonCodec):
             self.media.close_leg(media_leg)
         return answer

@@ -166,12 +166,11 @@ def answer_trunk_call(b2bua: B2bua, event: IncomingRequest, *, now: float) -> Ca
     if not request.body:
         return _offering_call(b2bua, event, verdict, now=now)
     try:
-        offer = parse_sdp(request.body)
+        answer = b2bua.open_answer(parse_sdp(request.body), f"{request.call_id}/caller")
     except SdpError as exc:
         text = f'399 centralino "unreadable SDP: {exc}"'.replace("\\", "")
         _refuse(b2bua, event, 400, (("Warning", text),), now=now)
         return None
-    answer = b2bua.open_answer(offer, f"{request.call_id}/caller")
     if answer is None:
         # §21.5.4: overloaded for now (no RTP port free); the trunk may retry elsewhere.
         _refuse(b2bua, event, 503, (("Retry-After", "5"),), now=now)

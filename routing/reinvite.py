@@ -103,7 +103,7 @@ def received(
     try:
         offer = parse_sdp(event.request.body)
     except SdpError as exc:
-        _reply(b2bua, event, 400, now=now, extra=(("Warning", f'399 centralino "{exc}"'),))
+        _reply(b2bua, event, 400, now=now, extra=_warning(exc))
         return
     if is_refresh(session.remote_sdp, offer):
         _reply(b2bua, event, 200, now=now, body=serialize_sdp(session.local_sdp))
@@ -122,15 +122,19 @@ def _answer(
 ) -> None:
     session = session_of(leg)
     local = session.local_sdp
-    answer = negotiate(
-        offer,
-        supported=b2bua.config.codecs,
-        preference=b2bua.config.preference,
-        local_addr=local.connection.address if local.connection else b2bua.config.local[0],
-        local_port=local.media[0].port,
-        session_id=session.origin.session_id,
-        direction=_ours(b2bua, session),
-    )
+    try:
+        answer = negotiate(
+            offer,
+            supported=b2bua.config.codecs,
+            preference=b2bua.config.preference,
+            local_addr=local.connection.address if local.connection else b2bua.config.local[0],
+            local_port=local.media[0].port,
+            session_id=session.origin.session_id,
+            direction=_ours(b2bua, session),
+        )
+    except SdpError as exc:  # e.g. no c= line for the stream
+        _reply(b2bua, event, 400, now=now, extra=_warning(exc))
+        return
     if isinstance(answer, NoCommonCodec):
         # §14.2: a refused re-offer leaves the session as it was.
         _reply(b2bua, event, 488, now=now, extra=(("Warning", answer.warning),))
@@ -142,6 +146,12 @@ def _answer(
     if answer.media.on_hold != session.held:
         session.held = answer.media.on_hold
         hold_changed(b2bua, call, leg, now=now)
+
+
+def _warning(exc: SdpError) -> tuple[tuple[str, str]]:
+    """A Warning header (RFC 3261 §20.43) safe to send whatever the parser quoted."""
+    text = "".join(c for c in str(exc) if c.isprintable() and c not in '"\\')
+    return (("Warning", f'399 centralino "{text[:120]}"'),)
 
 
 def _ours(b2bua: B2bua, session: Session) -> Direction:

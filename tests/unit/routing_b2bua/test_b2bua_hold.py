@@ -225,3 +225,20 @@ def test_reinvite_without_sdp_gets_our_offer_and_the_ack_brings_the_answer() -> 
     )
     h.deliver(ack, TRUNK)
     assert configured(h, CALLER_LEG)[-1].remote == ("127.0.0.1", 41000)
+
+
+NO_CONNECTION = "v=0\r\no=pbx 1 3 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
+
+
+def test_reoffer_without_a_connection_line_gets_400_and_changes_nothing() -> None:
+    h, ok, _ = bridged()
+    before = len(h.media.calls)
+    out = h.deliver(with_body(in_dialog("INVITE", ok, cseq=2, source=TRUNK), NO_CONNECTION), TRUNK)
+    (reply,) = finals(out)
+    assert reply.status == 400 and "c= line" in (reply.headers.get("warning") or "")
+    assert h.media.calls[before:] == [] and requests(out, "INVITE") == []
+    # The dialog takes the next re-INVITE (§14.2: the refused one is over).
+    out = h.deliver(
+        with_body(in_dialog("INVITE", ok, cseq=3, source=TRUNK), caller_sdp("sendonly", 4)), TRUNK
+    )
+    assert [r.status for r in finals(out)] == [200]

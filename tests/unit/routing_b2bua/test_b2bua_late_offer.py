@@ -71,3 +71,11 @@ def test_a_retransmitted_ack_does_not_start_the_ivr_twice() -> None:
     h.deliver(ack, TRUNK)
     assert len(configured(h, LEG)) == 1
     assert h.kinds().count(EventKind.IVR_ENTERED) == 1
+
+
+def test_initial_offer_without_a_connection_line_gets_400_and_frees_its_port() -> None:
+    h = make_harness()
+    body = b"v=0\r\no=pbx 1 3 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
+    (reply,) = finals(h.deliver(invite(body=body), TRUNK))
+    assert reply.status == 400 and "c= line" in (reply.headers.get("warning") or "")
+    assert h.media.open == set() and h.core.active_calls() == 0
