@@ -326,10 +326,13 @@ def caller_gone(b2bua: B2bua, call: CallerLeg, *, now: float) -> None:
     """The caller's side ended: tell the ACD (abandon before answer, end after); a
     caller who hangs up while hearing the callback confirmation keeps their callback."""
     if callback.caller_left(b2bua, call, now=now):
-        drain(b2bua, now=now)
-    elif call.queue is not None:
+        # Not drained here: an offer of the callback must wait until this record is gone
+        # (call control's pump drains once the ending is over).
+        return
+    if call.queue is not None:
         b2bua.acd.caller_hung_up(call.call_id, now=now)
-        drain(b2bua, now=now)
+        if not callback.is_callback(b2bua, call):  # a retry may be offered at once
+            drain(b2bua, now=now)
 
 
 def phone_changed(b2bua: B2bua, operator: str, reachable: bool, *, now: float) -> None:

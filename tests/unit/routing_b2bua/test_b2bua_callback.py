@@ -34,7 +34,7 @@ ANSWER_SDP = serialize_sdp(
 )
 
 
-def callback_harness(attempts: int = 2) -> tuple[Harness, list[ac.Output]]:
+def callback_harness(attempts: int = 2, retry: float = 60) -> tuple[Harness, list[ac.Output]]:
     """The bundled configuration with `5` as the callback digit of QUEUE; every output
     of the engine is recorded as call control drains it."""
     settings = load_settings(ROOT / "config" / "trentino.yaml")
@@ -43,7 +43,7 @@ def callback_harness(attempts: int = 2) -> tuple[Harness, list[ac.Output]]:
             update={
                 "callback_digit": "5",
                 "callback_attempts": attempts,
-                "callback_retry_delay": 60,
+                "callback_retry_delay": retry,
             }
         )
         if q.name == QUEUE
@@ -81,6 +81,7 @@ def finish_prompts(h: Harness) -> None:
 
 def queued_caller(h: Harness) -> Response:
     (ok,) = [m for m in h.deliver(invite(), TRUNK) if isinstance(m, Response) and m.status == 200]
+    h.deliver(in_dialog("ACK", ok, cseq=1, source=TRUNK), TRUNK)
     finish_prompts(h)
     h.media_event(DigitDetected(at=h.now, leg=CALLER, digit="3", duration_ms=100))
     finish_prompts(h)
@@ -286,3 +287,38 @@ def test_an_operator_answering_during_the_confirmation_talks_to_the_caller() -> 
     assert requests(out, "BYE") == []
     assert not any(isinstance(o, ac.CallbackRequested) for o in seen)
     assert h.core.active_calls() == 1
+
+
+def test_a_caller_leaving_during_the_confirmation_while_an_operator_rings() -> None:
+    """The ringing offer is withdrawn and the callback offered at once, on a record of its
+    own: the caller's ending must not take the new offer down with it."""
+    h, seen = callback_harness()
+    register(h)
+    h.core.b2bua.acd.operator_pause("1001", now=h.now)
+    ok = queued_caller(h)
+    press(h, "5")
+    h.core.b2bua.acd.operator_ready("1001", now=h.now)
+    h.core.handle_timer(now=h.now)
+    (first,) = requests(h.flush(), "INVITE")
+    h.deliver(answer_request(first, 180, to_tag="op1"), PHONE)
+    out = h.deliver(in_dialog("BYE", ok, cseq=2, source=TRUNK), TRUNK)
+    assert [c.call_id for c in requests(out, "CANCEL")] == [first.call_id]
+    (second,) = requests(out, "INVITE")
+    assert second.headers.get("x-centralino-callback") == NUMBER
+    h.deliver(answer_request(second, 200, to_tag="op2", body=ANSWER_SDP), PHONE)
+    assert [o.number for o in seen if isinstance(o, ac.PlaceCallback)] == [NUMBER]
+
+
+def test_a_retry_offered_at_once_is_not_lost_with_the_failed_attempt() -> None:
+    h, seen = callback_harness(attempts=3, retry=0)
+    ok, _ = ask_callback(h)
+    h.now = 100.0
+    offer, out = operator_answers(h)
+    assert len(requests(out, "INVITE")) == 1
+    out = h.deliver(operator_bye(offer, ok), PHONE)
+    out += h.advance(0.0)  # the engine's retry timer falls due at this very instant
+    again = requests(out, "INVITE")[0]
+    assert again.headers.get("x-centralino-callback") == NUMBER
+    assert again.call_id not in {c.call_id for c in requests(out, "CANCEL")}
+    h.deliver(answer_request(again, 200, to_tag="op3", body=ANSWER_SDP), PHONE)
+    assert len([o for o in seen if isinstance(o, ac.PlaceCallback)]) == 2
