@@ -12,6 +12,12 @@ Races are absorbed: a 2xx from an operator crossing our CANCEL is ACKed and hung
 2xx retransmissions are ACKed again (by the transaction layer, from the ACK we sent),
 and every BYE we send ends its dialog when its transaction ends (RFC 3261 §15.1.1).
 Operators' feature codes (`*41`...) are served in `routing.feature_codes_glue`.
+
+In-dialog requests: re-INVITEs (hold, unhold, refreshes, RFC 3264 §8) are answered and
+passed to the other party in `routing.reinvite`; REFER from an operator's phone is a
+blind transfer (RFC 3515) to a referent, a queue or another operator, in
+`routing.transfer`. An INVITE without SDP gets our offer in the 200 and its answer in
+the ACK (RFC 3264 §4) before the IVR starts.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from routing import acd_glue, feature_codes_glue, ivr_glue, reinvite, transfer
 from routing.calendar import Calendar
 from routing.calls import CallRegistry
 from routing.dialplan import DialPlan
-from routing.legs import CallerLeg, OperatorLeg, Phase, answer_trunk_call
+from routing.legs import CallerLeg, OperatorLeg, Phase, Transfers, answer_trunk_call
 from routing.media_plane import (
     DigitDetected,
     MediaEvent,
@@ -114,7 +120,7 @@ class B2bua:
         # call after every datagram made the cost per call grow with the calls in progress.
         self._ivr_fed: set[str] = set()
         self._ivr_timers: list[tuple[float, str]] = []
-        self.transfers = transfer.Transfers()
+        self.transfers = Transfers()
         self.reinvites: dict[ClientTransactionKey, tuple[str, CallerLeg | OperatorLeg]] = {}
         """Our re-INVITEs awaiting a final response, with their caller and leg."""
         self.glare: dict[DialogId, tuple[str, CallerLeg | OperatorLeg]] = {}

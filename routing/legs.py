@@ -7,6 +7,7 @@ in our media plane, named `<caller call-id>/caller` and `<caller call-id>/<opera
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -110,6 +111,81 @@ class CallerLeg:
     session: Session | None = None
     queued_at: float | None = None
     """The first queue-entry time, kept across transfers back to a queue (Tm)."""
+
+
+@dataclass(slots=True)
+class Transfer:
+    """One blind transfer of a caller, asked by `operator`."""
+
+    call_id: str
+    kind: str
+    target: str
+    operator: str
+    leg: OperatorLeg | None = None
+    deadline: float | None = None
+    connected: bool = False
+    given_up: bool = False
+
+
+class Transfers:
+    """Transfers in progress and connected, by caller, target leg Call-ID and key."""
+
+    def __init__(self) -> None:
+        self._by_call: dict[str, Transfer] = {}
+        self._by_leg: dict[str, Transfer] = {}
+        self._by_key: dict[ClientTransactionKey, Transfer] = {}
+
+    def add(self, transfer: Transfer) -> None:
+        """Index a transfer (and its target leg, once dialed)."""
+        self._by_call[transfer.call_id] = transfer
+        if transfer.leg is not None:
+            self._by_leg[transfer.leg.call_id] = transfer
+            self._by_key[transfer.leg.key] = transfer
+
+    def forget(self, transfer: Transfer) -> None:
+        """Drop a transfer (its INVITE key stays while a 2xx may still cross)."""
+        if self._by_call.get(transfer.call_id) is transfer:
+            del self._by_call[transfer.call_id]
+        if transfer.leg is not None:
+            self._by_leg.pop(transfer.leg.call_id, None)
+
+    def of_call(self, call_id: str) -> Transfer | None:
+        """The caller's transfer."""
+        return self._by_call.get(call_id)
+
+    def by_leg_call_id(self, call_id: str) -> Transfer | None:
+        """The transfer whose target leg has this Call-ID."""
+        return self._by_leg.get(call_id)
+
+    def by_key(self, key: ClientTransactionKey) -> Transfer | None:
+        """The transfer whose INVITE this is."""
+        return self._by_key.get(key)
+
+    def by_media_leg(self, media_leg: str) -> Transfer | None:
+        """The transfer whose target leg has this media leg."""
+        return self._by_call.get(media_leg.rsplit("/", 1)[0])
+
+    def connected_leg(self, call_id: str) -> OperatorLeg | None:
+        """The target leg the caller is bridged to, if any."""
+        found = self._by_call.get(call_id)
+        return found.leg if found is not None and found.connected else None
+
+    def due(self, now: float) -> list[Transfer]:
+        """Transfers whose target has rung too long."""
+        return [t for t in self._by_call.values() if t.deadline is not None and t.deadline <= now]
+
+    def prune(self, alive: Callable[[ClientTransactionKey], bool]) -> None:
+        """Forget INVITE keys whose transaction is over (no 2xx can come any more)."""
+        for key in [k for k in self._by_key if not alive(k)]:
+            del self._by_key[key]
+
+    def get_timer(self) -> float | None:
+        """The earliest no-answer deadline."""
+        due = [t.deadline for t in self._by_call.values() if t.deadline is not None]
+        return min(due) if due else None
+
+    def __len__(self) -> int:
+        return len(self._by_call)
 
 
 def leg_media(params: MediaParams, *, inband_dtmf: bool = False) -> LegMedia:

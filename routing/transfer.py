@@ -20,7 +20,6 @@ Attended transfer (`Refer-To` with `Replaces`, RFC 3891) is refused with 501 for
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from acd.errors import AcdError
@@ -29,7 +28,7 @@ from media.session import MediaParams, NoCommonCodec, build_offer, read_answer
 from metrics.events import EventKind
 from routing import acd_glue
 from routing.ivr_glue import music_on_hold
-from routing.legs import CallerLeg, OperatorLeg, Phase, operator_invite
+from routing.legs import CallerLeg, OperatorLeg, Phase, Transfer, operator_invite
 from routing.reinvite import configure, reoffer
 from sip import events as tx
 from sip.endpoint import IncomingRequest
@@ -45,82 +44,6 @@ log = logging.getLogger(__name__)
 
 SIPFRAG = "message/sipfrag;version=2.0"
 REFERENT, QUEUE, OPERATOR = "referent", "queue", "operator"
-
-
-@dataclass(slots=True)
-class Transfer:
-    """One blind transfer of a caller, asked by `operator`."""
-
-    call_id: str
-    kind: str
-    target: str
-    operator: str
-    leg: OperatorLeg | None = None
-    deadline: float | None = None
-    connected: bool = False
-    given_up: bool = False
-
-
-class Transfers:
-    """Transfers in progress and connected, by caller, target leg Call-ID and key."""
-
-    def __init__(self) -> None:
-        self._by_call: dict[str, Transfer] = {}
-        self._by_leg: dict[str, Transfer] = {}
-        self._by_key: dict[ClientTransactionKey, Transfer] = {}
-
-    def add(self, transfer: Transfer) -> None:
-        """Index a transfer (and its target leg, once dialed)."""
-        self._by_call[transfer.call_id] = transfer
-        if transfer.leg is not None:
-            self._by_leg[transfer.leg.call_id] = transfer
-            self._by_key[transfer.leg.key] = transfer
-
-    def forget(self, transfer: Transfer) -> None:
-        """Drop a transfer (its INVITE key stays while a 2xx may still cross)."""
-        if self._by_call.get(transfer.call_id) is transfer:
-            del self._by_call[transfer.call_id]
-        if transfer.leg is not None:
-            self._by_leg.pop(transfer.leg.call_id, None)
-
-    def of_call(self, call_id: str) -> Transfer | None:
-        """The caller's transfer."""
-        return self._by_call.get(call_id)
-
-    def by_leg_call_id(self, call_id: str) -> Transfer | None:
-        """The transfer whose target leg has this Call-ID."""
-        return self._by_leg.get(call_id)
-
-    def by_key(self, key: ClientTransactionKey) -> Transfer | None:
-        """The transfer whose INVITE this is."""
-        return self._by_key.get(key)
-
-    def by_media_leg(self, media_leg: str) -> Transfer | None:
-        """The transfer whose target leg has this media leg."""
-        return self._by_call.get(media_leg.rsplit("/", 1)[0])
-
-    def connected_leg(self, call_id: str) -> OperatorLeg | None:
-        """The target leg the caller is bridged to, if any."""
-        found = self._by_call.get(call_id)
-        return found.leg if found is not None and found.connected else None
-
-    def due(self, now: float) -> list[Transfer]:
-        """Transfers whose target has rung too long."""
-        return [t for t in self._by_call.values() if t.deadline is not None and t.deadline <= now]
-
-    def prune(self, alive: object) -> None:
-        """Forget INVITE keys whose transaction is over (no 2xx can come any more)."""
-        assert callable(alive)
-        for key in [k for k in self._by_key if not alive(k)]:
-            del self._by_key[key]
-
-    def get_timer(self) -> float | None:
-        """The earliest no-answer deadline."""
-        due = [t.deadline for t in self._by_call.values() if t.deadline is not None]
-        return min(due) if due else None
-
-    def __len__(self) -> int:
-        return len(self._by_call)
 
 
 # -- the REFER ------------------------------------------------------------------------
