@@ -4,6 +4,9 @@ caller and the operator (RFC 3264 §8.4, RFC 3261 §14), with 491 glare (§14.1)
 from __future__ import annotations
 
 from b2bua_harness import TRUNK, Harness, in_dialog, make_harness, register
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from phones import PHONES, answer, finals, offer_to, queue_call, requests, respond
 
 from media.sdp import SessionDescription, parse_sdp
@@ -242,3 +245,98 @@ def test_reoffer_without_a_connection_line_gets_400_and_changes_nothing() -> Non
         with_body(in_dialog("INVITE", ok, cseq=3, source=TRUNK), caller_sdp("sendonly", 4)), TRUNK
     )
     assert [r.status for r in finals(out)] == [200]
+
+
+# -- any sequence of holds from both sides ---------------------------------------------
+
+
+def _answer_direction(offered: str, holding: bool) -> str:
+    """A party's answer: the offer mirrored (RFC 3264 §6.1); a party holding the call
+    wants nothing sent to it (§8.4), so it never answers with a receiving direction."""
+    sends = offered in ("sendrecv", "recvonly")
+    receives = offered in ("sendrecv", "sendonly") and not holding
+    if sends:
+        return "sendrecv" if receives else "sendonly"
+    return "recvonly" if receives else "inactive"
+
+
+class HoldMachine(RuleBasedStateMachine):
+    """The caller and the operator hold and resume in any order; both answer our
+    re-INVITEs at once. The pair is bridged exactly when neither holds, the media plane
+    sends to a party exactly when it does not hold, and our last re-offer to each party
+    says sendonly exactly when the other one holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.h, self.ok, self.offer = bridged()
+        self.holds = {"caller": False, "operator": False}
+        self.cseq = {"caller": 1, "operator": 0}
+        self.version = 10
+        self.last_offer: dict[str, str] = {}
+
+    def _offer_from(self, party: str, hold: bool) -> list[Message]:
+        self.cseq[party] += 1
+        self.version += 1
+        body = caller_sdp("sendonly" if hold else "sendrecv", self.version)
+        if party == "caller":
+            request = with_body(
+                in_dialog("INVITE", self.ok, cseq=self.cseq[party], source=TRUNK), body
+            )
+            return self.h.deliver(request, TRUNK)
+        body = body.replace("40000", "30000")
+        request = phone_request("INVITE", self.offer, cseq=self.cseq[party], body=body)
+        return self.h.deliver(request, PHONES["1001"])
+
+    def _answer_ours(self, out: list[Message]) -> None:
+        """Answer every re-INVITE of ours 200, as long as answering makes more."""
+        for _ in range(6):
+            ours = [m for m in requests(out, "INVITE")]
+            if not ours:
+                return
+            out = []
+            for reinvite in ours:
+                party = "caller" if reinvite.call_id == self.ok.call_id else "operator"
+                offered = direction(sdp_of(reinvite))
+                self.last_offer[party] = offered
+                self.version += 1
+                body = caller_sdp(_answer_direction(offered, self.holds[party]), self.version)
+                source = TRUNK if party == "caller" else PHONES["1001"]
+                out += self.h.deliver(in_dialog_response(reinvite, 200, body), source)
+        raise AssertionError("re-INVITEs never settle")
+
+    @rule(party=st.sampled_from(["caller", "operator"]), hold=st.booleans())
+    def reoffer(self, party: str, hold: bool) -> None:
+        self.holds[party] = hold
+        out = self._offer_from(party, hold)
+        assert [r.status for r in finals(out)] == [200]
+        self._answer_ours(out)
+
+    @invariant()
+    def bridged_when_nobody_holds(self) -> None:
+        moves = (
+            ("bridge", (CALLER_LEG, OPERATOR_LEG)),
+            ("unbridge", CALLER_LEG),
+            ("unbridge", OPERATOR_LEG),
+        )
+        pair = [op for op, args in self.h.media.calls if (op, args) in moves]
+        assert (pair[-1] == "bridge") == (not any(self.holds.values()))
+
+    @invariant()
+    def sending_to_whoever_listens(self) -> None:
+        for party, leg in (("caller", CALLER_LEG), ("operator", OPERATOR_LEG)):
+            media = configured(self.h, leg)
+            if media:
+                assert media[-1].sending is not self.holds[party], party
+
+    @invariant()
+    def reoffers_say_whether_the_other_holds(self) -> None:
+        for party, other in (("caller", "operator"), ("operator", "caller")):
+            if party in self.last_offer:
+                held = self.last_offer[party] in ("sendonly", "inactive")
+                assert held == self.holds[other], (party, self.last_offer[party])
+
+
+TestHoldSequences = HoldMachine.TestCase
+TestHoldSequences.settings = settings(
+    max_examples=40, stateful_step_count=8, deadline=None, derandomize=True
+)
