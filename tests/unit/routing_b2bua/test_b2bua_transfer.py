@@ -205,3 +205,30 @@ def test_a_caller_held_by_the_operator_is_taken_off_hold_when_the_referent_answe
     out = respond(h, invite, 200, tag="ref", operator="1001", body=answer_sdp(32000))
     (unhold,) = [m for m in requests(out, "INVITE") if m.call_id == ok.call_id]
     assert "a=sendrecv" in unhold.body.decode()
+
+
+def test_caller_hanging_up_while_the_referent_rings_cancels_it_and_frees_everything() -> None:
+    h, ok, offer, invite = referring()
+    respond(h, invite, 180, tag="ref", operator="1001")
+    out = h.deliver(in_dialog("BYE", ok, cseq=2, source=TRUNK), TRUNK)
+    (cancel,) = requests(out, "CANCEL")
+    assert cancel.call_id == invite.call_id
+    (bye,) = requests(out, "BYE")
+    assert bye.call_id == offer.call_id
+    respond(h, invite, 487, tag="ref", operator="1001")
+    assert h.media.open == set() and h.core.active_calls() == 0
+    assert len(h.core.b2bua.transfers) == 0
+    assert data_of(h, EventKind.ENDED)[-1]["data"] == {"by": "caller"}
+
+
+def test_referent_answering_after_the_timeout_is_acked_and_hung_up() -> None:
+    h, _, _, invite = referring()
+    respond(h, invite, 180, tag="ref", operator="1001")
+    h.advance(20.0)
+    out = respond(h, invite, 200, tag="ref", operator="1001", body=answer_sdp(32000))
+    (ack,) = requests(out, "ACK")
+    (bye,) = requests(out, "BYE")
+    assert ack.call_id == bye.call_id == invite.call_id
+    assert TARGET_LEG not in h.media.open
+    assert h.media.calls[-1] != ("bridge", (CALLER_LEG, TARGET_LEG))
+    assert data_of(h, EventKind.TRANSFERRED) == []
