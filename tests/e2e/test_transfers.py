@@ -27,7 +27,16 @@ from acd_helpers import (
     wait_registered,
     write_config,
 )
-from conftest import SCENARIOS, Switch, free_udp_port, need, start_switch, stop_process
+from conftest import (
+    SCENARIOS,
+    SipPeer,
+    SipResponse,
+    Switch,
+    free_udp_port,
+    need,
+    start_switch,
+    stop_process,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -217,3 +226,57 @@ def test_operator_hold_and_unhold_reach_the_caller_as_our_reinvites(
         stop_process(switch.process)
         for sipp in (s for s in procs.started if s.process.poll() is None):
             stop_process(sipp.process)
+
+
+def in_dialog_from(peer: SipPeer, ok: SipResponse, method: str, cseq: int, body: str = "") -> bytes:
+    """A request from the caller's side of the dialog `ok` (a 200 to its INVITE) made."""
+    me = f"{peer.host}:{peer.port}"
+    lines = [
+        f"{method} sip:centralino@{peer.target[0]}:{peer.target[1]} SIP/2.0",
+        f"Via: SIP/2.0/UDP {me};branch=z9hG4bK-late-{method}-{cseq};rport",
+        "Max-Forwards: 70",
+        f"From: {ok.header('From')}",
+        f"To: {ok.header('To')}",
+        f"Call-ID: {ok.call_id}",
+        f"CSeq: {cseq} {method}",
+        *(["Content-Type: application/sdp"] if body else []),
+        f"Content-Length: {len(body)}",
+        "",
+        body,
+    ]
+    return "\r\n".join(lines).encode()
+
+
+def test_an_invite_without_sdp_gets_our_offer_and_the_ack_answer_starts_the_ivr(
+    tmp_path: Path,
+) -> None:
+    switch = start_switch(tmp_path, write_config(tmp_path, ring_timeout=5.0))
+    try:
+        with SipPeer(switch.sip_addr) as trunk:
+            uri = f"sip:800999001@{switch.sip}"
+            call_id, data = trunk.request(
+                "INVITE", uri, f"Contact: <sip:pbx@{trunk.host}:{trunk.port}>"
+            )
+            trunk.send(data)
+            ok = trunk.final_for(call_id, 5)
+            assert ok is not None and ok.status == 200, ok
+            assert ok.header("Content-Type") == "application/sdp"
+            offer = ok.raw.split(b"\r\n\r\n", 1)[1].decode()
+            assert "m=audio" in offer and "a=sendrecv" in offer
+            port = free_udp_port()
+            answer = (
+                f"v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                f"m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+            )
+            trunk.send(in_dialog_from(trunk, ok, "ACK", 1, answer))
+            wait_for("the IVR", lambda: of_kind(events(switch), "ivr_entered"), 10)
+            trunk.send(in_dialog_from(trunk, ok, "BYE", 2))
+            bye_ok = trunk.final_for(call_id, 5)
+            if bye_ok is not None and "INVITE" in (bye_ok.header("CSeq") or ""):
+                bye_ok = trunk.final_for(call_id, 5)  # a 200 retransmission crossed our ACK
+            assert bye_ok is not None and bye_ok.status == 200
+            assert (bye_ok.header("CSeq") or "").endswith("BYE")
+        wait_for("the call's end", lambda: of_kind(events(switch), "ended"), 10)
+        assert [e.data for e in of_kind(events(switch), "ended")] == [{"by": "caller"}]
+    finally:
+        stop_process(switch.process)
