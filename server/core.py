@@ -11,7 +11,13 @@ from collections.abc import Callable
 
 from routing.b2bua import B2bua
 from routing.media_plane import MediaEvent
-from sip.endpoint import Endpoint, EndpointEvent, RegistrationsChanged
+from sip.endpoint import (
+    DatagramDropped,
+    Endpoint,
+    EndpointEvent,
+    RegistrationsChanged,
+    RequestAnswered,
+)
 
 Addr = tuple[str, int]
 
@@ -60,7 +66,8 @@ class Core:
             if isinstance(event, RegistrationsChanged):
                 reachable = bool(self.endpoint.registrar.lookup(event.user))
                 self.b2bua.operator_reachable(event.user, reachable, now=now)
-            else:
+            elif not isinstance(event, RequestAnswered | DatagramDropped):
+                # The endpoint's own answers are for telemetry only.
                 self.b2bua.endpoint_event(event, now=now)
 
     # -- what the app asks ---------------------------------------------------------------

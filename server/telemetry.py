@@ -27,6 +27,8 @@ class Telemetry:
             "Datagrams dropped because no response could be formed",
             registry=self.registry,
         )
+        # labels() costs a lock and a hash per call: keep the children at hand.
+        self._children: dict[tuple[str, int], Counter] = {}
         self.registrations = Gauge(
             "centralino_sip_registrations",
             "Registered operator contacts",
@@ -36,8 +38,11 @@ class Telemetry:
     def observe(self, event: ep.EndpointEvent) -> None:
         """Log and count one endpoint event."""
         if isinstance(event, ep.RequestAnswered):
-            method = event.method if event.method in _KNOWN else "other"
-            self.requests.labels(method, f"{event.status // 100}xx").inc()
+            key = (event.method if event.method in _KNOWN else "other", event.status // 100)
+            counter = self._children.get(key)
+            if counter is None:
+                counter = self._children[key] = self.requests.labels(key[0], f"{key[1]}xx")
+            counter.inc()
             if event.status >= 400:
                 log.info(
                     "answered %s %s %s",
