@@ -93,6 +93,8 @@ class Switch:
         )
         self.events.start()
         await self.api.start()
+        # Encode every prompt for every codec off the loop, so no first play stalls it.
+        self.media.start_preload()
         app = create_app(self.api)
         http = self.settings.http.listen
         config = uvicorn.Config(
