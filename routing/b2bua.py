@@ -34,7 +34,7 @@ from ivr.config import ServiceConfig
 from media.sdp import SdpError, SessionDescription
 from media.session import G729, PCMA, PCMU, Answer, Codec, NoCommonCodec, negotiate
 from metrics.events import EventKind
-from routing import acd_glue, feature_codes_glue, ivr_glue, reinvite, transfer
+from routing import acd_glue, attended, feature_codes_glue, ivr_glue, reinvite, transfer
 from routing.calendar import Calendar
 from routing.calls import CallRegistry
 from routing.dialplan import DialPlan
@@ -121,6 +121,7 @@ class B2bua:
         self._ivr_fed: set[str] = set()
         self._ivr_timers: list[tuple[float, str]] = []
         self.transfers = Transfers()
+        self.consultations = attended.Consultations()
         self.reinvites: dict[ClientTransactionKey, tuple[str, CallerLeg | OperatorLeg]] = {}
         """Our re-INVITEs awaiting a final response, with their caller and leg."""
         self.glare: dict[DialogId, tuple[str, CallerLeg | OperatorLeg]] = {}
@@ -247,6 +248,9 @@ class B2bua:
             feature_codes_glue.handle(self, event, feature, now=now)
         elif request.to.tag is not None or request.method in ("BYE", "INFO", "REFER", "NOTIFY"):
             self._in_dialog(event, now=now)
+        elif attended.is_consultation(self, event):
+            # Before the trunk test: an operator's phone may share the trunk's host.
+            attended.start(self, event, now=now)
         elif request.method == "INVITE" and event.trunk:
             self._new_call(event, now=now)
         else:
@@ -255,9 +259,8 @@ class B2bua:
 
     def _on_response(self, event: tx.ResponseReceived, *, now: float) -> None:
         if event.key.method == "INVITE":
-            if not reinvite.response(self, event, now=now) and not transfer.response(
-                self, event, now=now
-            ):
+            handlers = (reinvite.response, transfer.response, attended.response)
+            if not any(handle(self, event, now=now) for handle in handlers):
                 acd_glue.operator_response(self, event, now=now)
         elif event.key.method == "BYE" and event.response.status >= 200:
             self.calls.bye_answered(self.dialogs, event.key, event.response, now=now)
@@ -269,7 +272,9 @@ class B2bua:
             call = self.calls.get(found[0])
             if call is not None:  # §12.2.1.2: no answer to a re-INVITE ends the dialog
                 self.hang_up(call, reason="re-INVITE unanswered", now=now)
-        elif isinstance(key, ClientTransactionKey) and transfer.failed(self, key, now=now):
+        elif isinstance(key, ClientTransactionKey) and (
+            transfer.failed(self, key, now=now) or attended.failed(self, key, now=now)
+        ):
             return
         else:
             acd_glue.operator_failed(self, key, now=now)
@@ -367,6 +372,8 @@ class B2bua:
             feature = self.features.get(request.call_id)
             if located is not None:
                 self._on_bye(*located, now=now)
+            elif attended.bye(self, request.call_id, now=now):
+                return
             elif feature is not None:
                 feature_codes_glue.ended(self, feature)
         elif request.method == "INFO":
@@ -376,7 +383,8 @@ class B2bua:
         elif located is not None and request.method == "INVITE":
             reinvite.received(self, event, *located, now=now)
         elif located is not None and request.method == "REFER":
-            transfer.refer_received(self, event, *located, now=now)
+            refer = attended if attended.has_replaces(event) else transfer
+            refer.refer_received(self, event, *located, now=now)
         else:
             # Re-INVITEs of feature calls and NOTIFYs out of any subscription of ours.
             status = 488 if request.method == "INVITE" else 501

@@ -14,7 +14,7 @@ within `transfer_timeout` (CANCEL), is NOTIFYed and the caller goes back to the
 operator, or to the queue when the operator has hung up meanwhile. A transfer to a
 referent counts as escalated (`AcdEngine.transferred_to_referent`).
 
-Attended transfer (`Refer-To` with `Replaces`, RFC 3891) is refused with 501 for now.
+Attended transfer (`Refer-To` with `Replaces`, RFC 3891) is in `routing.attended`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from sip.errors import ProtocolError
 from sip.headers import parse_address
 from sip.message import Response
 from sip.transaction import Addr, ClientTransactionKey
+from sip.uri import Uri
 
 if TYPE_CHECKING:
     from routing.b2bua import B2bua
@@ -59,14 +60,12 @@ def refer_received(
 ) -> None:
     """A REFER on a leg's dialog (RFC 3515 §2.4.2): only an operator transfers."""
     request = event.request
-    status, target = _check(b2bua, call, leg, request.headers.values("refer-to"))
+    status, uri = check(b2bua, call, leg, request.headers.values("refer-to"))
+    target = classify(b2bua, uri.user_unescaped or "") if uri is not None else None
     if target is None or not isinstance(leg, OperatorLeg):
-        response = b2bua.endpoint.reply(request, event.key, event.addr, status, now=now)
-        b2bua.dialogs.response_sent(request, response)
+        refuse(b2bua, event, 404 if uri is not None else status, now=now)
         return
-    extra = (("Contact", b2bua.contact()),)
-    response = b2bua.endpoint.reply(request, event.key, event.addr, 202, now=now, extra=extra)
-    b2bua.dialogs.response_sent(request, response)
+    accept(b2bua, event, now=now)
     kind, name = target
     transfer = Transfer(call_id=call.call_id, kind=kind, target=name, operator=leg.operator)
     b2bua.transfers.add(transfer)
@@ -77,9 +76,10 @@ def refer_received(
         _dial(b2bua, call, transfer, now=now)
 
 
-def _check(
+def check(
     b2bua: B2bua, call: CallerLeg, leg: CallerLeg | OperatorLeg, refer_to: list[str]
-) -> tuple[int, tuple[str, str] | None]:
+) -> tuple[int, Uri | None]:
+    """The Refer-To URI of an acceptable REFER, or the status refusing it."""
     if not isinstance(leg, OperatorLeg) or call.bridged_to != leg.operator:
         return 403, None
     if b2bua.transfers.of_call(call.call_id) is not None:
@@ -87,13 +87,22 @@ def _check(
     if len(refer_to) != 1:
         return 400, None  # §2.4.1: exactly one Refer-To
     try:
-        uri = parse_address(refer_to[0]).uri
+        return 202, parse_address(refer_to[0]).uri
     except ProtocolError:
         return 400, None
-    if uri.headers and "replaces" in uri.headers.lower():
-        return 501, None  # attended transfer (RFC 3891) is not served yet
-    target = classify(b2bua, uri.user_unescaped or "")
-    return (202, target) if target is not None else (404, None)
+
+
+def refuse(b2bua: B2bua, event: IncomingRequest, status: int, *, now: float) -> None:
+    """Answer a REFER we do not carry out."""
+    response = b2bua.endpoint.reply(event.request, event.key, event.addr, status, now=now)
+    b2bua.dialogs.response_sent(event.request, response)
+
+
+def accept(b2bua: B2bua, event: IncomingRequest, *, now: float) -> None:
+    """202 Accepted (RFC 3515 §2.4.2): the NOTIFYs tell how it went."""
+    extra = (("Contact", b2bua.contact()),)
+    response = b2bua.endpoint.reply(event.request, event.key, event.addr, 202, now=now, extra=extra)
+    b2bua.dialogs.response_sent(event.request, response)
 
 
 def classify(b2bua: B2bua, user: str) -> tuple[str, str] | None:
@@ -190,40 +199,74 @@ def _destination(b2bua: B2bua, call: CallerLeg, transfer: Transfer) -> tuple[str
         if not bindings or not available:
             return None
         return str(bindings[0].contact.uri), bindings[0].target
-    host, port = b2bua.config.referent_trunk or (call.addr[0], 5060)
-    shown = f"[{host}]" if ":" in host else host
-    return f"sip:{transfer.target}@{shown}:{port}", (host, port)
+    return referent_destination(b2bua, call.addr[0], transfer.target)
 
 
 def _dial(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) -> None:
     destination = _destination(b2bua, call, transfer)
-    media_leg = f"{call.call_id}/transfer"
-    local = b2bua.open_leg(media_leg) if destination is not None else None
-    if destination is None or local is None:
+    leg = None
+    if destination is not None:
+        leg = dial_leg(
+            b2bua, destination, media_leg=f"{call.call_id}/transfer", identity=_identity(call),
+            codec=call.media.codec.name, label=transfer.target, call=call, now=now,
+        )  # fmt: skip
+    if leg is None:
         _failed(b2bua, call, transfer, 480, "Temporarily Unavailable", now=now)
         return
-    codecs = sorted(b2bua.config.codecs, key=lambda c: c.name != call.media.codec.name)
+    transfer.leg = leg
+    waiting(b2bua, call, transfer, now=now)
+
+
+def dial_leg(
+    b2bua: B2bua,
+    destination: tuple[str, Addr],
+    *,
+    media_leg: str,
+    identity: str,
+    codec: str,
+    label: str,
+    call: CallerLeg | None,
+    now: float,
+) -> OperatorLeg | None:
+    """INVITE `destination` (Request-URI, address) with our offer on a new media leg,
+    the codec of the other party first; None when no RTP port is free."""
+    local = b2bua.open_leg(media_leg)
+    if local is None:
+        return None
+    codecs = sorted(b2bua.config.codecs, key=lambda c: c.name != codec)
     sdp = build_offer(
         codecs=codecs, local_addr=local[0], local_port=local[1], session_id=b2bua.next_session()
     )
+    pop = () if call is None else (("X-Centralino-Service", call.service),)
     invite = operator_invite(
         target_uri=destination[0],
         local=b2bua.config.local,
         call_id=b2bua.ids.call_id(),
         tag=b2bua.ids.tag(),
-        caller_identity=_identity(call),
-        screen_pop=(("X-Centralino-Service", call.service), ("X-Centralino-Call-Id", call.call_id)),
+        caller_identity=identity,
+        screen_pop=(*pop, ("X-Centralino-Call-Id", call.call_id if call else "")),
         body=serialize_sdp(sdp),
         user_agent=b2bua.config.user_agent,
     )
     key = b2bua.endpoint.send_request(invite, destination[1], now=now)
-    transfer.leg = OperatorLeg(
-        operator=transfer.target, call_id=invite.call_id, media_leg=media_leg, invite=invite,
-        key=key, target=destination[1], offer=sdp, caller_call_id=call.call_id,
+    return OperatorLeg(
+        operator=label, call_id=invite.call_id, media_leg=media_leg, invite=invite, key=key,
+        target=destination[1], offer=sdp, caller_call_id=call.call_id if call else "",
     )  # fmt: skip
+
+
+def referent_destination(b2bua: B2bua, host: str, number: str) -> tuple[str, Addr]:
+    """Where a referent's number is dialed: the configured trunk, else `host`:5060."""
+    host, port = b2bua.config.referent_trunk or (host, 5060)
+    shown = f"[{host}]" if ":" in host else host
+    return f"sip:{number}@{shown}:{port}", (host, port)
+
+
+def waiting(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) -> None:
+    """The caller waits for the target's answer with music, as a queued caller does
+    (Asterisk's transfer music on hold), for at most `transfer_timeout`."""
     transfer.deadline = now + b2bua.config.transfer_timeout
     b2bua.transfers.add(transfer)
-    # The caller waits with music, as a queued caller does (Asterisk's transfer MOH).
     call.phase, call.bridged_to = Phase.QUEUED, None
     b2bua.media.unbridge(call.media_leg)
     music_on_hold(b2bua, call)
@@ -280,7 +323,14 @@ def _answered(
         _failed(b2bua, call, transfer, 488, "Not Acceptable Here", now=now)
         return
     configure(b2bua, leg, params)
-    transfer.connected = True
+    connected(b2bua, call, transfer, now=now)
+
+
+def connected(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) -> None:
+    """The target talks: bridge the caller to it, NOTIFY 200, hang up the operator."""
+    leg = transfer.leg
+    assert leg is not None
+    transfer.connected, transfer.deadline = True, None
     call.phase, call.bridged_to = Phase.BRIDGED, None
     b2bua.media.bridge(call.media_leg, leg.media_leg)
     if call.session is not None and call.session.holding:

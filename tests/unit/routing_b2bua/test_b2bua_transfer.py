@@ -4,7 +4,16 @@
 from __future__ import annotations
 
 from b2bua_harness import TRUNK, Harness, in_dialog, register
-from phones import PHONES, answer_sdp, finals, offer_to, ok_to, requests, respond
+from phones import (
+    PHONES,
+    answer_sdp,
+    feature_invite,
+    finals,
+    offer_to,
+    ok_to,
+    requests,
+    respond,
+)
 from test_b2bua_hold import (
     CALLER_LEG,
     OPERATOR_LEG,
@@ -189,7 +198,7 @@ def test_refers_that_cannot_be_served_are_refused() -> None:
         TRUNK,
     )
     statuses = [[r.status for r in finals(out)] for out in (unknown, attended, from_caller)]
-    assert statuses == [[404], [501], [403]]
+    assert statuses == [[404], [481], [403]]  # no such consultation to replace
     assert requests(unknown + attended + from_caller, "INVITE") == []
     assert h.media.calls[-1] == ("bridge", (CALLER_LEG, OPERATOR_LEG))  # still talking
 
@@ -232,3 +241,113 @@ def test_referent_answering_after_the_timeout_is_acked_and_hung_up() -> None:
     assert TARGET_LEG not in h.media.open
     assert h.media.calls[-1] != ("bridge", (CALLER_LEG, TARGET_LEG))
     assert data_of(h, EventKind.TRANSFERRED) == []
+
+
+# -- attended transfer: a consultation call, then REFER with Replaces (RFC 3891) ---------
+
+CONSULT = "consult-1@phone"
+
+
+def consulting() -> tuple[Harness, Response, Request, Response, Request]:
+    """A bridged call whose operator dials 0461999999 through us: our 200 to the phone
+    and our INVITE to the referent through the trunk."""
+    h, ok, offer = bridged()
+    out = h.deliver(
+        feature_invite("0461999999", "1001", call_id=CONSULT, body=answer_sdp(31000)),
+        PHONES["1001"],
+    )
+    (answered,) = finals(out)
+    assert answered.status == 200 and b"m=audio" in answered.body
+    (invite,) = requests(out, "INVITE")
+    assert invite.uri == "sip:0461999999@127.0.0.1:5060"
+    assert [a for m, a in h.sent if m is invite] == [REFERENT]
+    return h, ok, offer, answered, invite
+
+
+def refer_replacing(
+    h: Harness, offer: Request, answered: Response, *, cseq: int = 1
+) -> list[Message]:
+    """REFER on the caller's operator leg naming the consultation dialog."""
+    replaces = f"{CONSULT};to-tag={answered.to.tag};from-tag=f1"
+    escaped = replaces.replace("@", "%40").replace(";", "%3B").replace("=", "%3D")
+    return refer(h, offer, f"sip:0461999999@127.0.0.1?Replaces={escaped}", cseq=cseq)
+
+
+def test_consultation_is_bridged_to_the_referent_when_it_answers() -> None:
+    h, _, _, _, invite = consulting()
+    out = respond(h, invite, 200, tag="ref", operator="1001", body=answer_sdp(32000))
+    assert len(requests(out, "ACK")) == 1
+    assert ("bridge", (f"{CONSULT}/operator", f"{CONSULT}/referent")) in h.media.calls
+
+
+def test_refer_with_replaces_hands_the_caller_to_the_consulted_referent() -> None:
+    h, ok, offer, answered, invite = consulting()
+    respond(h, invite, 200, tag="ref", operator="1001", body=answer_sdp(32000))
+    out = refer_replacing(h, offer, answered)
+    assert [r.status for r in finals(out)] == [202]
+    trying, done = notifies(out)
+    assert sipfrag(trying)[0] == "SIP/2.0 100 Trying"
+    assert sipfrag(done) == ("SIP/2.0 200 OK", "terminated;reason=noresource")
+    byes = requests(out, "BYE")
+    assert sorted(b.call_id for b in byes) == sorted([CONSULT, offer.call_id])
+    assert ("bridge", (CALLER_LEG, f"{CONSULT}/referent")) in h.media.calls
+    assert f"{CONSULT}/operator" not in h.media.open and OPERATOR_LEG not in h.media.open
+    moved = [d for d in data_of(h, EventKind.TRANSFERRED) if d["data"]]
+    assert [d["data"] for d in moved] == [{"to": "referent", "target": "0461999999"}]
+    # The caller and the referent talk on; the caller's BYE reaches the referent.
+    out = h.deliver(in_dialog("BYE", ok, cseq=2, source=TRUNK), TRUNK)
+    (bye,) = requests(out, "BYE")
+    assert bye.call_id == invite.call_id
+    assert h.media.open == set() and h.core.active_calls() == 0
+
+
+def test_refer_before_the_referent_answers_is_semi_attended() -> None:
+    h, _, offer, answered, invite = consulting()
+    respond(h, invite, 180, tag="ref", operator="1001")
+    out = refer_replacing(h, offer, answered)
+    (bye,) = requests(out, "BYE")
+    assert bye.call_id == CONSULT  # only the consultation leg so far
+    assert h.media.plays()[-1] == (CALLER_LEG, ("music-on-hold",), "it", 0, True)
+    out = respond(h, invite, 200, tag="ref", operator="1001", body=answer_sdp(32000))
+    assert ("bridge", (CALLER_LEG, f"{CONSULT}/referent")) in h.media.calls
+    (done,) = [n for n in notifies(out) if b"200 OK" in n.body]
+    assert done.call_id == offer.call_id
+    assert [b.call_id for b in requests(out, "BYE")] == [offer.call_id]
+
+
+def test_a_refused_consultation_is_hung_up_with_the_reason() -> None:
+    h, _, _, _, invite = consulting()
+    out = respond(h, invite, 486, tag="ref", operator="1001")
+    (bye,) = requests(out, "BYE")
+    assert bye.call_id == CONSULT and bye.headers.get("reason") == "SIP;cause=486"
+    assert f"{CONSULT}/operator" not in h.media.open
+    assert f"{CONSULT}/referent" not in h.media.open
+    assert len(h.core.b2bua.consultations) == 0
+
+
+def test_operator_ending_the_consultation_hangs_up_the_referent() -> None:
+    h, _, _, answered, invite = consulting()
+    respond(h, invite, 200, tag="ref", operator="1001", body=answer_sdp(32000))
+    source = PHONES["1001"]
+    bye_from_phone = (
+        f"BYE sip:centralino@127.0.0.1:5060 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {source[0]}:{source[1]};branch=z9hG4bK-consult-bye\r\n"
+        f"Max-Forwards: 70\r\nFrom: {answered.headers.get('from')}\r\n"
+        f"To: {answered.headers.get('to')}\r\nCall-ID: {CONSULT}\r\n"
+        "CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    )
+    out = h.deliver(bye_from_phone, source)
+    assert [r.status for r in finals(out)] == [200]
+    (bye,) = requests(out, "BYE")
+    assert bye.call_id == invite.call_id
+    assert len(h.core.b2bua.consultations) == 0
+    assert h.core.active_calls() == 1  # the caller still talks to the operator
+
+
+def test_refer_replacing_an_unknown_dialog_gets_481() -> None:
+    h, _, offer, answered, _ = consulting()
+    fake = Response(200, "OK", answered.headers.copy())
+    fake.headers.set("To", "<sip:0461999999@127.0.0.1>;tag=nobody")
+    out = refer_replacing(h, offer, fake)
+    assert [r.status for r in finals(out)] == [481]
+    assert len(h.core.b2bua.consultations) == 1
