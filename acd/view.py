@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from acd.config import QueueConfig
 from acd.core import EngineCore
 from acd.errors import UnknownQueueError
 from acd.operator import LOGGED_IN, OperatorState
@@ -57,6 +58,10 @@ class EngineViews(EngineCore):
             time_in_states=op.time_in_states(now=now),
             since=op.since,
         )
+
+    def queue_config(self, queue: str) -> QueueConfig | None:
+        """The configuration of a queue, if it exists."""
+        return self._queue_cfg.get(queue)
 
     def queue_names(self) -> list[str]:
         return list(self._queues)

@@ -106,7 +106,6 @@ _FACT_KINDS: dict[type, EventKind] = {
     ac.CallAnswered: EventKind.ANSWERED,
     ac.CallAbandoned: EventKind.ABANDONED,
     ac.CallOverflowed: EventKind.OVERFLOWED,
-    ac.CallTransferred: EventKind.TRANSFERRED,
     ac.CallDispositionSet: EventKind.DISPOSITION,
 }
 

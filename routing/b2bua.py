@@ -34,7 +34,15 @@ from ivr.config import ServiceConfig
 from media.sdp import SdpError, SessionDescription
 from media.session import G729, PCMA, PCMU, Answer, Codec, NoCommonCodec, negotiate
 from metrics.events import EventKind
-from routing import acd_glue, attended, feature_codes_glue, ivr_glue, reinvite, transfer
+from routing import (
+    acd_glue,
+    attended,
+    callback,
+    feature_codes_glue,
+    ivr_glue,
+    reinvite,
+    transfer,
+)
 from routing.calendar import Calendar
 from routing.calls import CallRegistry
 from routing.dialplan import DialPlan
@@ -79,6 +87,8 @@ class B2buaConfig:
     """Where referents' numbers are dialed; None: the calling trunk's host, port 5060."""
     queue_prefix: str = "queue-"
     """A Refer-To user `<prefix><queue>` transfers the caller to that queue."""
+    callback_ring_timeout: float = callback.RING_TIMEOUT
+    """Seconds a citizen's phone may ring when we call them back."""
 
 
 class B2bua:
@@ -115,6 +125,9 @@ class B2bua:
         self.dialogs = DialogSet(fraction=fraction)
         self.calls = CallRegistry()
         self.features = feature_codes_glue.FeatureCalls()
+        self.callbacks = callback.CallbackDesk(
+            trunk=config.referent_trunk, ring_timeout=config.callback_ring_timeout
+        )
         self._session_ids = 0
         # IVR runs are drained and their timers scheduled only when fed: scanning every
         # call after every datagram made the cost per call grow with the calls in progress.
@@ -187,6 +200,7 @@ class B2bua:
             self._ivr_deadline(),
             self.transfers.get_timer(),
             self.dialogs.get_timer(),
+            callback.get_timer(self),
         )
         due = [t for t in timers if t is not None]
         return min(due) if due else None

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -66,21 +65,9 @@ class CallbackDesk:
     """Call id -> when the citizen's phone has rung long enough."""
 
 
-_DESKS: weakref.WeakKeyDictionary[B2bua, CallbackDesk] = weakref.WeakKeyDictionary()
-
-
-def configure(b2bua: B2bua, *, trunk: Addr | None, ring_timeout: float = RING_TIMEOUT) -> None:
-    """Set where callbacks are dialed (server/sipcore.py, from the trunk settings)."""
-    found = desk(b2bua)
-    found.trunk, found.ring_timeout = trunk, ring_timeout
-
-
 def desk(b2bua: B2bua) -> CallbackDesk:
     """The callback state of this call control."""
-    found = _DESKS.get(b2bua)
-    if found is None:
-        found = _DESKS[b2bua] = CallbackDesk()
-    return found
+    return b2bua.callbacks
 
 
 def is_callback(b2bua: B2bua, call: CallerLeg) -> bool:
@@ -96,7 +83,7 @@ def digit(b2bua: B2bua, call: CallerLeg, value: str) -> bool:
     book = desk(b2bua)
     if call.phase is not Phase.QUEUED or call.queue is None or call.call_id in book.confirming:
         return False
-    config = b2bua.acd._queue_cfg.get(call.queue)  # the engine exposes no accessor yet
+    config = b2bua.acd.queue_config(call.queue)
     if config is None or config.callback_digit != value or not caller_number(call):
         return False
     book.confirming.add(call.call_id)

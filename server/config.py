@@ -123,11 +123,18 @@ class RtpSettings(_Model):
 
 
 class Trunk(_Model):
-    """A PBX allowed to send us calls: by source address (IP or network)."""
+    """A PBX allowed to send us calls (by source address, IP or network), and the one we
+    send calls out through: referents of transfers, callbacks to citizens."""
 
     name: str
     addresses: list[str] = Field(min_length=1)
     inband_dtmf: bool = False
+    outbound: HostPort | None = None
+    """Where calls out go (HOST:PORT); unset: back to the PBX a call came from (its
+    source host on port 5060 for referents, its source address for callbacks)."""
+
+    _outbound = field_validator("outbound", mode="before")(_host_port)
+    _parsed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = PrivateAttr(())
 
     @field_validator("addresses")
     @classmethod
@@ -135,8 +142,6 @@ class Trunk(_Model):
         for item in value:
             ipaddress.ip_network(item, strict=False)
         return value
-
-    _parsed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = PrivateAttr(())
 
     def model_post_init(self, context: Any, /) -> None:
         """Parse the networks once: `allows` runs for every request."""
@@ -149,6 +154,19 @@ class Trunk(_Model):
         except ValueError:
             return False
         return any(ip in network for network in self._parsed)
+
+
+class CallSettings(_Model):
+    """How call control treats calls in progress."""
+
+    hold_music: bool = True
+    """A party put on hold hears music on hold (else silence)."""
+    transfer_timeout: float = Field(20.0, gt=0)
+    """A transfer target that does not answer within this time sends the call back."""
+    queue_prefix: str = "queue-"
+    """REFER to `<prefix><queue>` moves the caller to that queue."""
+    callback_ring_timeout: float = Field(45.0, gt=0)
+    """How long a citizen's phone may ring when we call them back."""
 
 
 class Operator(_Model):
@@ -177,6 +195,7 @@ class Settings(_Model):
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     queues: list[QueueConfig] = Field(default_factory=list)
     ricaduta: RicadutaConfig = RicadutaConfig()
+    calls: CallSettings = CallSettings()
     mail: MailSettings | None = None
     """The SMTP relay and the referents' mailboxes (callback forms, voicemail)."""
     prompts_dir: Path = Path("prompts")

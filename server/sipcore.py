@@ -88,6 +88,11 @@ def build_b2bua(
         local=(sip.listen.host, sip.listen.port),
         user_agent=sip.user_agent,
         inband_dtmf=lambda host: bool((t := settings.trunk_for(host)) and t.inband_dtmf),
+        hold_music=settings.calls.hold_music,
+        transfer_timeout=settings.calls.transfer_timeout,
+        referent_trunk=_outbound(settings),
+        queue_prefix=settings.calls.queue_prefix,
+        callback_ring_timeout=settings.calls.callback_ring_timeout,
     )
     return B2bua(
         config,
@@ -102,3 +107,11 @@ def build_b2bua(
         fraction=random.random,
         wall=wall,
     )
+
+
+def _outbound(settings: Settings) -> tuple[str, int] | None:
+    """The configured address calls out go to, if a trunk names one."""
+    for trunk in settings.trunks:
+        if trunk.outbound is not None:
+            return trunk.outbound.host, trunk.outbound.port
+    return None
