@@ -46,6 +46,7 @@ from routing import (
 from routing.calendar import Calendar
 from routing.calls import CallRegistry
 from routing.dialplan import DialPlan
+from routing.diversion import Classifier
 from routing.legs import CallerLeg, OperatorLeg, Phase, Transfers, answer_trunk_call
 from routing.media_plane import (
     DigitDetected,
@@ -109,8 +110,11 @@ class B2bua:
         fraction: Callable[[], float],
         wall: Callable[[float], datetime],
         notices: Callable[[str, str], str | None] = lambda service, language: None,
+        classifier: Classifier | None = None,
     ) -> None:
         self.config = config
+        self.classifier = classifier
+        """Recognises switchboard and ricaduta calls (routing/diversion.py)."""
         self.endpoint = endpoint
         self.media = media
         self.acd = acd
@@ -325,7 +329,11 @@ class B2bua:
         call = answer_trunk_call(self, event, now=now)
         if call is not None:
             self.calls.add(call)
-            self.emit(EventKind.ARRIVED, call, now=now, data={"caller": call.caller})
+            arrived = {"caller": call.caller}
+            if call.redirection is not None:
+                # Reports tell switchboard and ricaduta calls apart by this tag.
+                arrived["origin"] = call.redirection.tag
+            self.emit(EventKind.ARRIVED, call, now=now, data=arrived)
             if call.session is None or call.session.pending_offer is None:
                 ivr_glue.start(self, call, now=now)
 

@@ -28,6 +28,12 @@ def start(b2bua: B2bua, call: CallerLeg, *, now: float) -> None:
     state = b2bua.calendar.state(call.service, b2bua.wall(now))
     if isinstance(state, Closed):
         b2bua.emit(EventKind.AFTER_HOURS, call, now=now, data={"reason": state.reason})
+    elif call.redirection is not None:
+        # A ricaduta or switchboard caller already waited on an extension: straight to
+        # Agenzia's queue, no welcome again (out of hours they get the service's IVR).
+        redirect = call.redirection
+        _enqueue(b2bua, call, iv.EnqueueCall(queue=redirect.queue, priority=0, skill=""), now=now)
+        return
     call.ivr = IvrRun(
         service,
         now=now,

@@ -16,6 +16,7 @@ from ivr.engine import IvrRun
 from media.sdp import Direction, SdpError, SessionDescription, parse_sdp, serialize_sdp
 from media.session import Answer, LocalOrigin, MediaParams, NoCommonCodec, build_offer
 from routing.admission import Admitted, admit_invite
+from routing.diversion import Redirection
 from routing.media_plane import LegMedia
 from sip.dialog import Dialog
 from sip.endpoint import IncomingRequest
@@ -110,6 +111,8 @@ class CallerLeg:
     tag: str | None = None
     session: Session | None = None
     queued_at: float | None = None
+    redirection: Redirection | None = None
+    """Set for switchboard and ricaduta calls: they skip the IVR for their queue."""
     """The first queue-entry time, kept across transfers back to a queue (Tm)."""
 
 
@@ -235,7 +238,7 @@ def answer_trunk_call(b2bua: B2bua, event: IncomingRequest, *, now: float) -> Ca
     it (404, 415, 406, 400 for unreadable SDP, 488 with no common codec, 503 with no
     RTP port free)."""
     request = event.request
-    verdict = admit_invite(request, b2bua.dialplan)
+    verdict = admit_invite(request, b2bua.dialplan, b2bua.classifier)
     if not isinstance(verdict, Admitted):
         _refuse(b2bua, event, verdict.status, verdict.headers, now=now)
         return None
@@ -283,6 +286,7 @@ def _caller_leg(
         caller=str(request.from_.uri.user or ""),
         arrived_at=now,
         tag=b2bua.ids.tag(),
+        redirection=verdict.redirection,
     )
 
 

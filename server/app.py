@@ -41,6 +41,7 @@ class Switch:
         self.telemetry = Telemetry()
         calendar = Calendar({sid: s.calendar for sid, s in settings.services.items()})
         self.events = EventLog(settings.data_dir, calendar, mono0=now)
+        g729 = load_g729()  # logs "G.729 not offered: ..." when libbcg729 is missing
         self.media = MediaRuntime(
             loop,
             host=settings.sip.listen.host,
@@ -49,7 +50,7 @@ class Switch:
             prompts_dir=settings.prompts_dir,
             data_dir=settings.data_dir,
             media_timeout=settings.rtp.media_timeout,
-            g729=load_g729(),
+            g729=g729,
             on_event=self._media_event,
         )
         endpoint = build_endpoint(settings, ids)
@@ -62,6 +63,7 @@ class Switch:
             wall=self.events.wall,
             ids=ids,
             now=now,
+            g729=g729 is not None,
         )
         self.core = Core(endpoint, b2bua, self.telemetry.observe)
         self.driver = Driver(self.core, loop)

@@ -9,9 +9,11 @@ from typing import Protocol
 
 from acd.config import AcdConfig, OperatorConfig
 from acd.engine import AcdEngine
+from media.session import G729, PCMA, PCMU
 from routing.b2bua import B2bua, B2buaConfig
 from routing.calendar import Calendar
 from routing.dialplan import DialPlan
+from routing.diversion import Classifier
 from routing.media_plane import MediaPlane
 from routing.recorder import Recorder
 from server.config import Settings
@@ -80,6 +82,7 @@ def build_b2bua(
     wall: Callable[[float], datetime],
     ids: Ids,
     now: float,
+    g729: bool = True,
 ) -> B2bua:
     """Call control over the endpoint, the media plane and the ACD."""
     sip = settings.sip
@@ -88,6 +91,8 @@ def build_b2bua(
         local=(sip.listen.host, sip.listen.port),
         user_agent=sip.user_agent,
         inband_dtmf=lambda host: bool((t := settings.trunk_for(host)) and t.inband_dtmf),
+        # G.729 is offered and accepted only when libbcg729 loaded (issue 3).
+        codecs=(PCMU, PCMA, G729) if g729 else (PCMU, PCMA),
         hold_music=settings.calls.hold_music,
         transfer_timeout=settings.calls.transfer_timeout,
         referent_trunk=_outbound(settings),
@@ -106,6 +111,7 @@ def build_b2bua(
         ids=ids,
         fraction=random.random,
         wall=wall,
+        classifier=Classifier(settings.ricaduta),
     )
 
 

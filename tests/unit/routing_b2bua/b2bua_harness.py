@@ -141,7 +141,7 @@ class Harness:
         return [kind for kind, _ in self.events]
 
 
-def make_harness(settings: Settings | None = None) -> Harness:
+def make_harness(settings: Settings | None = None, *, g729: bool = True) -> Harness:
     settings = settings or load_settings(ROOT / "config" / "trentino.yaml")
     ids = TestIds()
     media = FakeMedia()
@@ -161,6 +161,7 @@ def make_harness(settings: Settings | None = None) -> Harness:
         wall=lambda at: OPEN_HOUR + timedelta(seconds=at),
         ids=ids,
         now=0.0,
+        g729=g729,
     )
     core = Core(endpoint, b2bua, lambda event: None)
     return Harness(settings, core, media, events)

@@ -167,3 +167,25 @@ def test_a_call_the_switch_hangs_up_is_logged_as_ended_by_the_switch() -> None:
     (ended,) = [fields for kind, fields in h.events if kind is EventKind.ENDED]
     assert ended["data"] == {"by": "switch", "reason": "media timeout"}
     assert h.media.open == set()
+
+
+def test_without_libbcg729_a_g729_only_offer_gets_488() -> None:
+    h = make_harness(g729=False)
+    (resp,) = finals(h.deliver(invite(body=sdp_offer((18, 101))), TRUNK))
+    assert resp.status == 488
+    h = make_harness(g729=True)
+    (resp,) = finals(h.deliver(invite(body=sdp_offer((18, 101))), TRUNK))
+    assert resp.status == 200 and b"RTP/AVP 18 101" in resp.body
+
+
+def test_a_ricaduta_call_goes_straight_to_agenzias_queue_tagged() -> None:
+    h = make_harness()
+    diverted = {"Diversion": "<sip:0461491234@pbx>;reason=no-answer;counter=1"}
+    (ok,) = finals(h.deliver(invite("0461491234", extra=diverted), TRUNK))
+    assert ok.status == 200
+    arrived = dict(h.events)[EventKind.ARRIVED]
+    assert arrived["service"] == "agenzia-lavoro"
+    assert arrived["data"] == {"caller": "0461123456", "origin": "ricaduta"}
+    assert EventKind.IVR_ENTERED not in h.kinds()
+    assert dict(h.events)[EventKind.QUEUED]["queue"] == "agenzia-lavoro"
+    assert h.media.plays()[-1][1] == ("music-on-hold",)
