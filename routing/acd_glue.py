@@ -355,7 +355,19 @@ def phone_changed(b2bua: B2bua, operator: str, reachable: bool, *, now: float) -
 
 def _announce(b2bua: B2bua, call: CallerLeg, command: ac.PlayAnnouncement) -> None:
     prompts = ["queue-position-pre", *number_prompts(command.position), "queue-position-post"]
+    prompts += wait_prompts(command.expected_wait)
     b2bua.media.play(call.media_leg, prompts, language=call.language, play_id=-1)
+
+
+def wait_prompts(expected_wait: float | None) -> list[str]:
+    """Prompt ids that say the expected wait in whole minutes (nothing when unknown)."""
+    if expected_wait is None:
+        return []
+    minutes = round(expected_wait / 60)
+    if minutes < 1:
+        return ["less-than-a-minute"]
+    unit = "minute" if minutes == 1 else "minutes"
+    return ["expected-wait-pre", *number_prompts(min(minutes, 199)), unit]
 
 
 def number_prompts(value: int) -> list[str]:
