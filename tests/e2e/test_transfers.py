@@ -268,9 +268,12 @@ def test_an_invite_without_sdp_gets_our_offer_and_the_ack_answer_starts_the_ivr(
                 f"v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
                 f"m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
             )
-            trunk.send(in_dialog_from(trunk, ok, "ACK", 1, answer))
+            # The ACK repeats the INVITE's CSeq number (§13.2.2.4); the BYE goes above it
+            # (§12.2.1.1) — the peer's counter runs across tests, so read it back.
+            invite_cseq = int((ok.header("CSeq") or "1").split()[0])
+            trunk.send(in_dialog_from(trunk, ok, "ACK", invite_cseq, answer))
             wait_for("the IVR", lambda: of_kind(events(switch), "ivr_entered"), 10)
-            trunk.send(in_dialog_from(trunk, ok, "BYE", 2))
+            trunk.send(in_dialog_from(trunk, ok, "BYE", invite_cseq + 1))
             bye_ok = trunk.final_for(call_id, 5)
             for _ in range(5):
                 # 200 retransmissions to the INVITE may still cross our ACK (§13.3.1.4).
