@@ -89,6 +89,38 @@ def diagnose(switch: Switch, *sipps: Sipp) -> str:
     return "\n".join(lines) + f"\n--- switch ---\n{switch.log()[-3000:]}" + tails
 
 
+def refer_scene(
+    procs: Processes,
+    switch: Switch,
+    *,
+    referent_ring_ms: int,
+    life_ms: int,
+    talk_ms: int,
+    wait_ms: int,
+) -> tuple[Sipp, Sipp, Sipp]:
+    """A referent UAS on the trunk, operator 1001 answering and then REFERring the
+    caller to the referent's number, and a trunk caller who hangs up after `wait_ms`."""
+    referent = sipp_at(
+        procs, "referent", TRUNK_HOST, 5060,
+        "-sf", str(SCENARIOS / "referent.xml"), "-m", "1",
+        "-key", "ring_ms", str(referent_ring_ms),
+    )  # fmt: skip
+    phone_args = ["-sf", str(SCENARIOS / "operator.xml")]
+    phone_args += ["-oocsf", str(SCENARIOS / "operator-refer.xml"), "-m", "1"]
+    phone_args += ["-s", "1001", "-au", "1001", "-ap", PASSWORDS["1001"]]
+    phone_args += ["-key", "life_ms", str(life_ms), "-key", "ring_ms", "300"]
+    phone_args += ["-key", "talk_ms", str(talk_ms)]
+    phone_args += ["-key", "refer_to", f"sip:{REFERENT_NUMBER}@{TRUNK_HOST}"]
+    phone = sipp_at(procs, "phone", "127.0.0.1", free_udp_port(), switch.sip, *phone_args)
+    wait_registered(switch, 1)
+    caller = sipp_at(
+        procs, "caller", TRUNK_HOST, free_udp_port(), switch.sip,
+        "-sf", str(SCENARIOS / "caller-abandon.xml"), "-s", "800999001", "-m", "1",
+        "-key", "wait_ms", str(wait_ms),
+    )  # fmt: skip
+    return referent, phone, caller
+
+
 def test_operator_refers_the_caller_to_a_referent_through_the_trunk(
     tmp_path: Path, procs: Processes
 ) -> None:
@@ -96,23 +128,9 @@ def test_operator_refers_the_caller_to_a_referent_through_the_trunk(
         pytest.skip(f"{TRUNK_HOST}:5060 is taken")
     switch = serve(tmp_path)
     try:
-        referent = sipp_at(
-            procs, "referent", TRUNK_HOST, 5060,
-            "-sf", str(SCENARIOS / "referent.xml"), "-m", "1", "-key", "ring_ms", "500",
-        )  # fmt: skip
-        phone_args = ["-sf", str(SCENARIOS / "operator.xml")]
-        phone_args += ["-oocsf", str(SCENARIOS / "operator-refer.xml"), "-m", "1"]
-        phone_args += ["-s", "1001", "-au", "1001", "-ap", PASSWORDS["1001"]]
-        phone_args += ["-key", "life_ms", "30000", "-key", "ring_ms", "300"]
-        phone_args += ["-key", "talk_ms", "1000"]
-        phone_args += ["-key", "refer_to", f"sip:{REFERENT_NUMBER}@{TRUNK_HOST}"]
-        phone = sipp_at(procs, "phone", "127.0.0.1", free_udp_port(), switch.sip, *phone_args)
-        wait_registered(switch, 1)
-        caller = sipp_at(
-            procs, "caller", TRUNK_HOST, free_udp_port(), switch.sip,
-            "-sf", str(SCENARIOS / "caller-abandon.xml"), "-s", "800999001", "-m", "1",
-            "-key", "wait_ms", "6000",
-        )  # fmt: skip
+        referent, phone, caller = refer_scene(
+            procs, switch, referent_ring_ms=500, life_ms=30000, talk_ms=1000, wait_ms=6000
+        )
         assert caller.wait(30) == 0, diagnose(switch, caller, phone, referent)
         assert referent.wait(15) == 0, diagnose(switch, caller, phone, referent)
         wait_for("the call's end", lambda: of_kind(events(switch), "ended"), 10)
@@ -159,23 +177,9 @@ def test_a_referent_who_does_not_answer_sends_the_caller_back_to_the_operator(
         pytest.skip(f"{TRUNK_HOST}:5060 is taken")
     switch = serve(tmp_path)
     try:
-        referent = sipp_at(
-            procs, "referent", TRUNK_HOST, 5060,
-            "-sf", str(SCENARIOS / "referent.xml"), "-m", "1", "-key", "ring_ms", "40000",
-        )  # fmt: skip
-        phone_args = ["-sf", str(SCENARIOS / "operator.xml")]
-        phone_args += ["-oocsf", str(SCENARIOS / "operator-refer.xml"), "-m", "1"]
-        phone_args += ["-s", "1001", "-au", "1001", "-ap", PASSWORDS["1001"]]
-        phone_args += ["-key", "life_ms", "45000", "-key", "ring_ms", "300"]
-        phone_args += ["-key", "talk_ms", "500"]
-        phone_args += ["-key", "refer_to", f"sip:{REFERENT_NUMBER}@{TRUNK_HOST}"]
-        phone = sipp_at(procs, "phone", "127.0.0.1", free_udp_port(), switch.sip, *phone_args)
-        wait_registered(switch, 1)
-        caller = sipp_at(
-            procs, "caller", TRUNK_HOST, free_udp_port(), switch.sip,
-            "-sf", str(SCENARIOS / "caller-abandon.xml"), "-s", "800999001", "-m", "1",
-            "-key", "wait_ms", "26000",
-        )  # fmt: skip
+        referent, phone, caller = refer_scene(
+            procs, switch, referent_ring_ms=40000, life_ms=45000, talk_ms=500, wait_ms=26000
+        )
         assert caller.wait(45) == 0, diagnose(switch, caller, phone, referent)
         wait_for("the call's end", lambda: of_kind(events(switch), "ended"), 10)
         log = events(switch)
