@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from metrics.events import CallEvent, EventKind
 from metrics.render import render_table
 from metrics.report import report_from_store
-from metrics.store import EventStore
+from metrics.store import SqliteEventStore
 
 T = TypeVar("T")
 ROME = ZoneInfo("Europe/Rome")
@@ -109,7 +109,7 @@ def run(path: Path, calls: int) -> None:
     if not path.exists():
         written, _ = _timed(lambda: _write(path, calls))
         print(f"write log:             {written[0]:6.2f} / {written[1]:6.2f}")
-    with EventStore(path) as store:
+    with SqliteEventStore(path) as store:
         start, end = datetime(2026, 10, 31, tzinfo=UTC), datetime(2026, 12, 3, tzinfo=UTC)
         read, events = _timed(lambda: sum(1 for _ in store.replay(start, end)))
         built, report = _timed(lambda: report_from_store(store, MONTH, in_window=office_hours))
@@ -125,7 +125,7 @@ def run(path: Path, calls: int) -> None:
 
 def _write(path: Path, calls: int) -> None:
     rng = random.Random(2026)
-    with EventStore(path) as store:
+    with SqliteEventStore(path) as store:
         for n, event in enumerate(synthetic_calls(calls, rng), 1):
             store.append(event)
             if n % 5000 == 0:

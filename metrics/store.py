@@ -1,13 +1,14 @@
-"""Append-only event store on SQLite (WAL), with batched commits.
+"""The append-only call event log: the common store, and its SQLite (WAL) backend.
 
 `append` only buffers (a `collections.deque`, whose append and popleft are atomic, so the
 event-loop thread may append while one writer thread flushes).  `flush` drains the buffer
 into one transaction.  The schema (docs/events.md) uses only types and statements that
-PostgreSQL accepts unchanged (BIGINT, DOUBLE PRECISION, TEXT, ON CONFLICT DO NOTHING), so a
-PostgreSQL backend can share it.
+PostgreSQL accepts unchanged (BIGINT, DOUBLE PRECISION, TEXT, ON CONFLICT DO NOTHING): the
+PostgreSQL backend (`server.pgstore`) shares it, and everything above the connection
+(buffering, `seq`, queries, row decoding) lives here in `EventStore`.
 
 Threading contract: one thread appends; one thread at a time calls `flush`, `replay`,
-`count` or `close` (the runtime's writer thread).  Reports open their own `EventStore`.
+`count` or `close` (the runtime's writer thread).  Reports open their own store.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any, ClassVar
 
 from metrics.events import (
     EMPTY_DATA,
@@ -56,34 +59,186 @@ SCHEMA = (
         value TEXT NOT NULL
     )""",
 )
-_INSERT = (
-    "INSERT INTO call_event (seq, wall_us, mono, kind, call_id, service, sub_service, queue,"
-    " operator, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING"
-)
 _COLUMNS = "seq, wall_us, mono, kind, call_id, service, sub_service, queue, operator, data"
 _KINDS = {kind.value: kind for kind in EventKind}
 _FACT_COLUMNS = "kind, call_id, wall_us, mono, service, sub_service, data"
-_Row = tuple[int, int, float, str, str | None, str | None, str | None, str | None, str | None, str]
+Row = tuple[int, int, float, str, str | None, str | None, str | None, str | None, str | None, str]
 
 
 class StoreError(Exception):
     """The event store could not be opened, written or read."""
 
 
-class EventStore:
-    """The append-only call event log in one SQLite file."""
+class EventStore(ABC):
+    """The append-only call event log; a backend supplies the connection.
 
-    def __init__(self, path: str | Path, *, fetch_size: int = 5000) -> None:
-        self._path = str(path)
+    A backend sets `placeholder` (its DB-API parameter marker) and implements `_write`
+    (one transaction), `_rows` (a streamed query), `_scalar`, `_close` and `where`; it
+    calls `_start` once connected.  Its driver's errors must come out as `StoreError`.
+    """
+
+    placeholder: ClassVar[str] = "?"
+
+    def __init__(self, *, fetch_size: int = 5000) -> None:
         self._buffer: deque[CallEvent] = deque()
         self._fetch_size = fetch_size
+        self._next_seq = 1
+
+    def _start(self) -> None:
+        """Continue the sequence after what is stored (the backend is connected)."""
+        self._next_seq = (self._scalar("SELECT MAX(seq) FROM call_event", ()) or 0) + 1
+
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """Where the log is, for messages (never a password)."""
+
+    @abstractmethod
+    def _write(self, sql: str, rows: list[Row]) -> None:
+        """Insert `rows` in one transaction; StoreError on failure."""
+
+    @abstractmethod
+    def _rows(self, sql: str, params: Sequence[object]) -> Iterator[Sequence[Any]]:
+        """The rows of a query, fetched `fetch_size` at a time; StoreError on failure."""
+
+    @abstractmethod
+    def _scalar(self, sql: str, params: Sequence[object]) -> int | None:
+        """The integer in the first row and column (None for NULL); StoreError on failure."""
+
+    @abstractmethod
+    def _close(self) -> None:
+        """Release the connection."""
+
+    @property
+    def pending(self) -> int:
+        """Events appended but not yet written (what a crash now would lose)."""
+        return len(self._buffer)
+
+    def append(self, event: CallEvent) -> CallEvent:
+        """Buffer `event`; give it the next `seq` if it has none.  Never touches the disk."""
+        if event.seq == 0:
+            event = replace(event, seq=self._next_seq)
+        self._next_seq = max(self._next_seq, event.seq + 1)
+        self._buffer.append(event)
+        return event
+
+    def drain(self) -> list[CallEvent]:
+        """Take every buffered event out without writing it (to save it elsewhere)."""
+        taken: list[CallEvent] = []
+        while self._buffer:
+            taken.append(self._buffer.popleft())
+        return taken
+
+    def flush(self) -> int:
+        """Write every buffered event in one transaction; return how many were written."""
+        batch = self.drain()
+        if not batch:
+            return 0
+        mark = self.placeholder
+        insert = (
+            f"INSERT INTO call_event ({_COLUMNS}) VALUES ({', '.join([mark] * 10)})"
+            " ON CONFLICT (seq) DO NOTHING"
+        )
+        try:
+            self._write(insert, [_to_row(e) for e in batch])
+        except StoreError as exc:
+            # Put the batch back in front, in order, so the next flush retries it.
+            self._buffer.extendleft(reversed(batch))
+            raise StoreError(f"cannot write {len(batch)} events to {self.where}: {exc}") from exc
+        return len(batch)
+
+    def replay(
+        self, start: datetime, end: datetime, service: str | None = None
+    ) -> Iterator[CallEvent]:
+        """Stored events with `start <= wall < end` (aware datetimes), in `seq` order."""
+        sql, params = self._range_query(_COLUMNS, start, end, service)
+        for row in self._rows(sql + " ORDER BY seq", params):
+            yield _from_row(row)
+
+    def replay_facts(
+        self, start: datetime, end: datetime, kinds: Iterable[EventKind] | None = None
+    ) -> Iterator[EventFact]:
+        """Like `replay`, as light `EventFact`s, optionally only some kinds (for reports)."""
+        sql, params = self._range_query(_FACT_COLUMNS, start, end, None, kinds)
+        for row in self._rows(sql + " ORDER BY seq", params):
+            try:
+                yield _fact(row)
+            except (ValueError, KeyError) as exc:
+                raise StoreError(f"corrupt event in {self.where}: {exc}") from exc
+
+    def count(
+        self,
+        start: datetime,
+        end: datetime,
+        service: str | None = None,
+        kinds: Iterable[EventKind] | None = None,
+    ) -> int:
+        """How many stored events `replay` (or `replay_facts`) would yield."""
+        sql, params = self._range_query("COUNT(*)", start, end, service, kinds)
+        return self._scalar(sql, params) or 0
+
+    def extend(self, events: Iterable[CallEvent]) -> None:
+        """Append several events (a convenience for imports and tests)."""
+        for event in events:
+            self.append(event)
+
+    def close(self) -> None:
+        """Flush what is buffered and release the connection (called on shutdown)."""
+        try:
+            self.flush()
+        finally:
+            self._close()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _range_query(
+        self,
+        what: str,
+        start: datetime,
+        end: datetime,
+        service: str | None,
+        kinds: Iterable[EventKind] | None = None,
+    ) -> tuple[str, tuple[object, ...]]:
+        if start.utcoffset() is None or end.utcoffset() is None:
+            raise StoreError("replay bounds must be aware datetimes")
+        mark = self.placeholder
+        sql = f"SELECT {what} FROM call_event WHERE wall_us >= {mark} AND wall_us < {mark}"
+        params: tuple[object, ...] = (wall_to_us(start), wall_to_us(end))
+        if service is not None:
+            sql += f" AND service = {mark}"
+            params += (service,)
+        if kinds is not None:
+            wanted = sorted(k.value for k in kinds)
+            sql += f" AND kind IN ({', '.join([mark] * len(wanted))})"
+            params += tuple(wanted)
+        return sql, params
+
+
+class SqliteEventStore(EventStore):
+    """The log in one SQLite file (the default: `<data_dir>/events.sqlite3`)."""
+
+    def __init__(self, path: str | Path, *, fetch_size: int = 5000) -> None:
+        super().__init__(fetch_size=fetch_size)
+        self._path = str(path)
         try:
             self._conn = sqlite3.connect(self._path, check_same_thread=False)
             self._create_schema()
-            row = self._conn.execute("SELECT MAX(seq) FROM call_event").fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open event store {self._path}: {exc}") from exc
-        self._next_seq = int(row[0] or 0) + 1
+        self._start()
+
+    @property
+    def where(self) -> str:
+        return self._path
 
     def _create_schema(self) -> None:
         # WAL lets a report read while the runtime writes; NORMAL syncs only at checkpoints,
@@ -99,119 +254,33 @@ class EventStore:
                 (SCHEMA_VERSION,),
             )
 
-    @property
-    def pending(self) -> int:
-        """Events appended but not yet written (what a crash now would lose)."""
-        return len(self._buffer)
-
-    def append(self, event: CallEvent) -> CallEvent:
-        """Buffer `event`; give it the next `seq` if it has none.  Never touches the disk."""
-        if event.seq == 0:
-            event = replace(event, seq=self._next_seq)
-        self._next_seq = max(self._next_seq, event.seq + 1)
-        self._buffer.append(event)
-        return event
-
-    def flush(self) -> int:
-        """Write every buffered event in one transaction; return how many were written."""
-        batch: list[CallEvent] = []
-        while self._buffer:
-            batch.append(self._buffer.popleft())
-        if not batch:
-            return 0
+    def _write(self, sql: str, rows: list[Row]) -> None:
         try:
             with self._conn:
-                self._conn.executemany(_INSERT, [_to_row(e) for e in batch])
+                self._conn.executemany(sql, rows)
         except sqlite3.Error as exc:
-            # Put the batch back in front, in order, so the next flush retries it.
-            self._buffer.extendleft(reversed(batch))
-            raise StoreError(f"cannot write {len(batch)} events: {exc}") from exc
-        return len(batch)
+            raise StoreError(str(exc)) from exc
 
-    def replay(
-        self, start: datetime, end: datetime, service: str | None = None
-    ) -> Iterator[CallEvent]:
-        """Stored events with `start <= wall < end` (aware datetimes), in `seq` order."""
-        sql, params = _range_query(_COLUMNS, start, end, service)
+    def _rows(self, sql: str, params: Sequence[object]) -> Iterator[Sequence[Any]]:
         try:
-            cursor = self._conn.execute(sql + " ORDER BY seq", params)
+            cursor = self._conn.execute(sql, params)
             while rows := cursor.fetchmany(self._fetch_size):
-                yield from (_from_row(row) for row in rows)
+                yield from rows
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read events: {exc}") from exc
 
-    def replay_facts(
-        self, start: datetime, end: datetime, kinds: Iterable[EventKind] | None = None
-    ) -> Iterator[EventFact]:
-        """Like `replay`, as light `EventFact`s, optionally only some kinds (for reports)."""
-        sql, params = _range_query(_FACT_COLUMNS, start, end, None, kinds)
+    def _scalar(self, sql: str, params: Sequence[object]) -> int | None:
         try:
-            cursor = self._conn.execute(sql + " ORDER BY seq", params)
-            while rows := cursor.fetchmany(self._fetch_size):
-                yield from (_fact(row) for row in rows)
-        except (sqlite3.Error, ValueError, KeyError) as exc:
-            raise StoreError(f"cannot read events: {exc}") from exc
-
-    def count(
-        self,
-        start: datetime,
-        end: datetime,
-        service: str | None = None,
-        kinds: Iterable[EventKind] | None = None,
-    ) -> int:
-        """How many stored events `replay` (or `replay_facts`) would yield."""
-        sql, params = _range_query("COUNT(*)", start, end, service, kinds)
-        try:
-            return int(self._conn.execute(sql, params).fetchone()[0])
+            row = self._conn.execute(sql, params).fetchone()
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot count events: {exc}") from exc
+            raise StoreError(f"cannot read events: {exc}") from exc
+        return None if row is None or row[0] is None else int(row[0])
 
-    def extend(self, events: Iterable[CallEvent]) -> None:
-        """Append several events (a convenience for imports and tests)."""
-        for event in events:
-            self.append(event)
-
-    def close(self) -> None:
-        """Flush what is buffered and close the file (the runtime calls it on shutdown)."""
-        try:
-            self.flush()
-        finally:
-            self._conn.close()
-
-    def __enter__(self) -> EventStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    def _close(self) -> None:
+        self._conn.close()
 
 
-def _range_query(
-    what: str,
-    start: datetime,
-    end: datetime,
-    service: str | None,
-    kinds: Iterable[EventKind] | None = None,
-) -> tuple[str, tuple[object, ...]]:
-    if start.utcoffset() is None or end.utcoffset() is None:
-        raise StoreError("replay bounds must be aware datetimes")
-    sql = f"SELECT {what} FROM call_event WHERE wall_us >= ? AND wall_us < ?"
-    params: tuple[object, ...] = (wall_to_us(start), wall_to_us(end))
-    if service is not None:
-        sql += " AND service = ?"
-        params += (service,)
-    if kinds is not None:
-        wanted = sorted(k.value for k in kinds)
-        sql += f" AND kind IN ({', '.join('?' * len(wanted))})"
-        params += tuple(wanted)
-    return sql, params
-
-
-def _to_row(event: CallEvent) -> _Row:
+def _to_row(event: CallEvent) -> Row:
     data = json.dumps(dict(event.data), sort_keys=True, separators=(",", ":"))
     return (
         event.seq,
@@ -227,13 +296,13 @@ def _to_row(event: CallEvent) -> _Row:
     )
 
 
-def _fact(row: tuple[str, str | None, int, float, str | None, str | None, str]) -> EventFact:
+def _fact(row: Sequence[Any]) -> EventFact:
     kind, call_id, wall_us, mono, service, sub_service, data = row
     mapping = EMPTY_DATA if data == "{}" else json.loads(data)
     return EventFact(_KINDS[kind], call_id, wall_us, mono, service, sub_service, mapping)
 
 
-def _from_row(row: _Row) -> CallEvent:
+def _from_row(row: Sequence[Any]) -> CallEvent:
     seq, wall_us, mono, kind, call_id, service, sub_service, queue, operator, data = row
     try:
         return CallEvent(

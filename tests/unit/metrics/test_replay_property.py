@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from metrics.events import CallEvent, EventKind
 from metrics.kpi import KPI_KINDS, KpiEngine
-from metrics.store import EventStore
+from metrics.store import SqliteEventStore
 from metrics.tally import Tally
 
 # A Friday before the end of October 2026, through the DST change and the month boundary.
@@ -100,12 +100,12 @@ def test_replay_from_store_in_any_batch_order_equals_live(
     batches = [events[a:b] for a, b in itertools.pairwise(bounds)]
     order.shuffle(batches)  # type: ignore[attr-defined]
     with tempfile.TemporaryDirectory() as tmp:
-        with EventStore(Path(tmp) / "events.db") as store:
+        with SqliteEventStore(Path(tmp) / "events.db") as store:
             for batch in batches:
                 store.extend(batch)
                 store.flush()
         bounds_ = (START - timedelta(days=1), START + timedelta(days=12))
-        with EventStore(Path(tmp) / "events.db") as store:
+        with SqliteEventStore(Path(tmp) / "events.db") as store:
             replayed = KpiEngine(in_window=office_hours)
             for event in store.replay(*bounds_):
                 replayed.receive_event(event)

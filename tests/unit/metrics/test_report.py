@@ -17,7 +17,7 @@ from metrics.events import CallEvent, EventKind
 from metrics.kpi import KpiConfig
 from metrics.render import RENDERERS, render_csv, render_json, render_table, render_xlsx
 from metrics.report import Report, Targets, build_report, report_from_store
-from metrics.store import EventStore
+from metrics.store import SqliteEventStore
 from metrics.tally import KpiError
 from metrics.xlsx import column_letter, workbook
 
@@ -99,7 +99,7 @@ def test_progress_hook_is_called_with_counts() -> None:
 
 
 def test_report_from_store_matches_the_in_memory_report(tmp_path: Path) -> None:
-    with EventStore(tmp_path / "e.db") as store:
+    with SqliteEventStore(tmp_path / "e.db") as store:
         store.extend(month_script())
         store.flush()
         seen: list[int] = []
@@ -117,7 +117,7 @@ def test_month_boundary_margin_keeps_late_dispositions(tmp_path: Path) -> None:
     s.call("late", t, wait=5, disposition=None)
     resolved = {"disposition": "resolved"}
     s.add(EventKind.DISPOSITION, "late", rome(2026, 12, 1, 9, 0), data=resolved)
-    with EventStore(tmp_path / "e.db") as store:
+    with SqliteEventStore(tmp_path / "e.db") as store:
         store.extend(s.sorted())
         store.flush()
         r = report_from_store(store, "2026-11", in_window=office_hours)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from metrics.events import CallEvent, EventKind
-from metrics.store import EventStore, StoreError
+from metrics.store import SqliteEventStore, StoreError
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 
@@ -28,7 +28,7 @@ def ev(i: int, *, service: str = "td", seq: int = 0) -> CallEvent:
 
 def test_append_buffers_and_flush_writes_one_batch(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
-    store = EventStore(path)
+    store = SqliteEventStore(path)
     stored = [store.append(ev(i)) for i in range(3)]
     assert [e.seq for e in stored] == [1, 2, 3]
     reader = sqlite3.connect(path)
@@ -42,14 +42,14 @@ def test_append_buffers_and_flush_writes_one_batch(tmp_path: Path) -> None:
 
 def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
-    EventStore(path).close()
+    SqliteEventStore(path).close()
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("SELECT value FROM centralino_meta").fetchall() == [("1",)]
 
 
 def test_replay_is_ordered_filtered_and_exact(tmp_path: Path) -> None:
-    with EventStore(tmp_path / "e.db") as store:
+    with SqliteEventStore(tmp_path / "e.db") as store:
         for i in (5, 1, 3):  # written out of order, seq given by the producer
             store.append(ev(i, seq=i, service="uru" if i == 3 else "td"))
             store.flush()
@@ -67,18 +67,18 @@ def test_replay_is_ordered_filtered_and_exact(tmp_path: Path) -> None:
 
 def test_reopen_continues_the_sequence_and_close_flushes(tmp_path: Path) -> None:
     path = tmp_path / "e.db"
-    store = EventStore(path)
+    store = SqliteEventStore(path)
     store.append(ev(1))
     store.close()
-    again = EventStore(path)
+    again = SqliteEventStore(path)
     assert again.append(ev(2)).seq == 2
     again.close()
-    with EventStore(path) as third:
+    with SqliteEventStore(path) as third:
         assert [e.seq for e in third.replay(T0, T0 + timedelta(days=1))] == [1, 2]
 
 
 def test_rewriting_a_batch_is_idempotent(tmp_path: Path) -> None:
-    with EventStore(tmp_path / "e.db") as store:
+    with SqliteEventStore(tmp_path / "e.db") as store:
         store.append(ev(1, seq=1))
         store.flush()
         store.append(ev(1, seq=1))
@@ -87,7 +87,7 @@ def test_rewriting_a_batch_is_idempotent(tmp_path: Path) -> None:
 
 
 def test_failed_flush_keeps_the_batch(tmp_path: Path) -> None:
-    store = EventStore(tmp_path / "e.db")
+    store = SqliteEventStore(tmp_path / "e.db")
     store.append(ev(1))
     store._conn.execute("DROP TABLE call_event")
     with pytest.raises(StoreError):
@@ -98,6 +98,6 @@ def test_failed_flush_keeps_the_batch(tmp_path: Path) -> None:
 
 def test_bad_paths_and_bounds_raise_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError):
-        EventStore(tmp_path / "missing" / "e.db")
-    with EventStore(tmp_path / "e.db") as store, pytest.raises(StoreError):
+        SqliteEventStore(tmp_path / "missing" / "e.db")
+    with SqliteEventStore(tmp_path / "e.db") as store, pytest.raises(StoreError):
         list(store.replay(datetime(2026, 1, 1), T0))
