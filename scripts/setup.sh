@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Set up everything Centralino needs on Debian 12 with Python 3.11: the Debian packages
-# (SIPp, baresip, libbcg729, espeak-ng, sox), a virtual environment in .venv with the
-# project and its development tools, and the prompt catalogue.
+# (SIPp, baresip, libbcg729, espeak-ng, sox, and PostgreSQL for the tests of the
+# PostgreSQL event store), a virtual environment in .venv with the project and its
+# development tools, and the prompt catalogue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(python3-venv sip-tester baresip libbcg729-0 espeak-ng sox)
+DEBIAN_PACKAGES=(python3-venv sip-tester baresip libbcg729-0 espeak-ng sox postgresql)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
