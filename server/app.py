@@ -14,6 +14,7 @@ import uvicorn
 import uvloop
 
 from media.g729 import load_g729
+from metrics.store import StoreError
 from routing.calendar import Calendar
 from routing.media_plane import MediaEvent, RecordingFinished
 from server.api_runtime import ApiRuntime
@@ -23,6 +24,7 @@ from server.eventlog import EventLog
 from server.http import create_app
 from server.ids import SecureIds
 from server.media import MediaRuntime
+from server.pgstore import open_event_store
 from server.runtime import Driver
 from server.sipcore import build_b2bua, build_endpoint
 from server.telemetry import Telemetry
@@ -40,7 +42,14 @@ class Switch:
         ids = SecureIds()
         self.telemetry = Telemetry()
         calendar = Calendar({sid: s.calendar for sid, s in settings.services.items()})
-        self.events = EventLog(settings.data_dir, calendar, mono0=now)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.events = EventLog(
+            open_event_store(settings.data_dir, settings.events.dsn),
+            calendar,
+            data_dir=settings.data_dir,
+            mono0=now,
+            flush_interval=settings.events.flush_interval,
+        )
         g729 = load_g729()  # logs "G.729 not offered: ..." when libbcg729 is missing
         self.media = MediaRuntime(
             loop,
@@ -164,7 +173,11 @@ async def serve(settings: Settings, *, drain_seconds: float) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    switch = Switch(settings, loop)
+    try:
+        switch = Switch(settings, loop)
+    except (StoreError, OSError) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     try:
         await switch.start()
     except OSError as exc:

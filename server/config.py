@@ -169,6 +169,27 @@ class CallSettings(_Model):
     """How long a citizen's phone may ring when we call them back."""
 
 
+class EventSettings(_Model):
+    """Where the call event log is kept, and how often it is committed."""
+
+    dsn: str | None = Field(None, repr=False)
+    """`postgresql://user@host:port/db` to keep the log in PostgreSQL; by default it is
+    `<data_dir>/events.sqlite3`.  Keep the password out of the file: libpq reads
+    `PGPASSWORD` and `~/.pgpass`."""
+    flush_interval: float = Field(0.5, gt=0, le=60)
+    """Seconds between commits: what a crash (not a shutdown) can lose."""
+
+    @field_validator("dsn")
+    @classmethod
+    def _postgres_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme = value.partition("://")[0] if "://" in value else ""
+        if scheme not in ("postgresql", "postgres"):
+            raise ValueError("expected a postgresql://user@host:port/database URI")
+        return value
+
+
 class Operator(_Model):
     """An operator who registers a softphone and takes calls."""
 
@@ -190,6 +211,7 @@ class Settings(_Model):
     http: HttpSettings = HttpSettings()
     rtp: RtpSettings = RtpSettings()
     data_dir: Path = Path("var")
+    events: EventSettings = EventSettings()
     trunks: list[Trunk] = Field(default_factory=list)
     operators: list[Operator] = Field(default_factory=list)
     services: dict[str, ServiceConfig] = Field(default_factory=dict)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from metrics.render import RENDERERS
 from metrics.report import Progress, report_from_store
-from metrics.store import EventStore, StoreError
+from metrics.store import StoreError
 from routing.calendar import Calendar, CalendarError, Open
 from server.config import DEFAULT_CONFIG, ConfigError, load_settings
+from server.pgstore import SQLITE_FILE, is_dsn, open_event_store, redact_dsn
 
 EXIT_USAGE = 2
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -26,6 +27,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     report.add_argument("--format", choices=sorted(RENDERERS), default="table")
     report.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     report.add_argument("--data", type=Path, help="data folder (default: the config's)")
+    report.add_argument(
+        "--dsn",
+        help="read the log from this postgresql:// database (default: the config's"
+        " events.dsn, unless --data is given)",
+    )
     report.add_argument("--output", type=Path, help="write here instead of standard output")
 
 
@@ -42,22 +48,27 @@ def run_report(args: argparse.Namespace) -> int:
     if args.service and args.service not in settings.services:
         print(f"--service: unknown service {args.service!r}", file=sys.stderr)
         return EXIT_USAGE
-    path = (args.data or settings.data_dir) / "events.sqlite3"
-    if not path.exists():
-        print(f"{path}: no event log here (is --data right?)", file=sys.stderr)
+    dsn = args.dsn or (None if args.data else settings.events.dsn)
+    if dsn is not None and not is_dsn(dsn):
+        print("--dsn: expected a postgresql://user@host:port/database URI", file=sys.stderr)
+        return EXIT_USAGE
+    data_dir = args.data or settings.data_dir
+    where = redact_dsn(dsn) if dsn else str(data_dir / SQLITE_FILE)
+    if dsn is None and not (data_dir / SQLITE_FILE).exists():
+        print(f"{where}: no event log here (is --data right?)", file=sys.stderr)
         return EXIT_USAGE
     calendar = Calendar({sid: s.calendar for sid, s in settings.services.items()})
     try:
-        store = EventStore(path)
-        report = report_from_store(
-            store,
-            args.month,
-            args.service,
-            in_window=lambda service, local: _open(calendar, service, local),
-            progress=_progress_bar() if sys.stderr.isatty() else None,
-        )
+        with open_event_store(data_dir, dsn, writer=False) as store:
+            report = report_from_store(
+                store,
+                args.month,
+                args.service,
+                in_window=lambda service, local: _open(calendar, service, local),
+                progress=_progress_bar() if sys.stderr.isatty() else None,
+            )
     except StoreError as exc:
-        print(f"{path}: {exc}", file=sys.stderr)
+        print(exc if where in str(exc) else f"{where}: {exc}", file=sys.stderr)
         return 1
     _write(RENDERERS[args.format](report), args.output)
     return 0
