@@ -66,7 +66,20 @@ class Exporter:
             "centralino_operators", "Operators by state now", ["state"], registry=r
         )
         self._sla_gauges(r)
+        self._store_metrics(r)
         self.set_operators({})
+
+    def _store_metrics(self, r: CollectorRegistry) -> None:
+        self.events_pending = Gauge(
+            "centralino_events_pending",
+            "Call events recorded but not yet committed to the event store",
+            registry=r,
+        )
+        self.event_write_errors = Counter(
+            "centralino_event_write_errors",
+            "Commits to the event store that failed (the events are kept and retried)",
+            registry=r,
+        )
 
     def _sla_gauges(self, r: CollectorRegistry) -> None:
         labels = ["service", "period"]

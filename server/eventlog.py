@@ -4,6 +4,11 @@ Call control records facts with monotonic `at`; the wall time is the process's s
 instant plus the monotonic offset, so a clock step never reorders the log. Appends only
 buffer; a worker thread commits the buffer every `flush_interval` seconds (and at
 shutdown), so what a crash can lose is bounded by that interval (docs/events.md).
+
+When the store cannot be written (PostgreSQL down, a full disk) the events stay in memory
+and every commit retries them; the failure is logged once, then once a minute while it
+lasts.  If they still cannot be written at shutdown they are saved, as JSON lines, in
+`<data_dir>/events.unsent.jsonl`, and the next start writes them before anything else.
 """
 
 from __future__ import annotations
@@ -15,15 +20,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from acd.engine import AcdEngine
-from metrics.events import CallEvent, EventKind
+from metrics.events import CallEvent, EventFormatError, EventKind, from_json, to_json
 from metrics.kpi import KPI_KINDS, KpiEngine
 from metrics.prometheus import Exporter
 from metrics.report import LEAD_IN
 from metrics.store import EventStore, StoreError
 from metrics.tally import month_bounds
 from routing.calendar import Calendar, Open
+from server.persist import write_atomically
 
 log = logging.getLogger(__name__)
+
+UNSENT_FILE = "events.unsent.jsonl"
+FAILURE_LOG_EVERY_S = 60.0
 
 
 class EventLog:
@@ -31,22 +40,45 @@ class EventLog:
 
     def __init__(
         self,
-        data_dir: Path,
+        store: EventStore,
         calendar: Calendar,
         *,
+        data_dir: Path,
         mono0: float,
         flush_interval: float = 0.5,
     ) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = EventStore(data_dir / "events.sqlite3")
+        self.store = store
         self.calendar = calendar
+        self._unsent = data_dir / UNSENT_FILE
+        self._failing_since: float | None = None
+        self._failure_logged = 0.0
         self.kpi = KpiEngine(in_window=self._in_window, outputs=True)
         self.exporter = Exporter()
         self.flush_interval = flush_interval
         self._wall0 = datetime.now(UTC)
         self._mono0 = mono0
         self._flusher: asyncio.Task[None] | None = None
+        self._resend()
         self._restore()
+
+    def _resend(self) -> None:
+        """Write what the last run could not (its `events.unsent.jsonl`), then forget it."""
+        try:
+            lines = self._unsent.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(f"cannot read {self._unsent}: {exc.strerror}") from exc
+        events: list[CallEvent] = []
+        for number, line in enumerate(lines, 1):
+            try:
+                events.append(from_json(line))
+            except EventFormatError as exc:
+                log.error("unsent event skipped: %s line %d: %s", self._unsent, number, exc)
+        self.store.extend(events)
+        self.store.flush()
+        self._unsent.unlink()
+        log.info("unsent events written", extra={"events": len(events)})
 
     def _restore(self) -> None:
         """Replay this month's stored facts, so `today` and `month` survive a restart."""
@@ -91,6 +123,7 @@ class EventLog:
         event = self.store.append(event)
         self.kpi.receive_event(event)
         self.exporter.drain(self.kpi)
+        self.exporter.events_pending.set(self.store.pending)
 
     def start(self) -> None:
         """Begin the periodic commits."""
@@ -101,14 +134,38 @@ class EventLog:
             await asyncio.sleep(self.flush_interval)
             await self.flush()
 
-    async def flush(self) -> None:
-        """Commit what is buffered, off the event loop."""
+    async def flush(self) -> bool:
+        """Commit what is buffered, off the event loop; False if the store refused it."""
         if not self.store.pending:
-            return
+            return True
+        loop = asyncio.get_running_loop()
         try:
             await asyncio.to_thread(self.store.flush)
         except StoreError as exc:
-            log.error("event log write failed, will retry: %s", exc)
+            self.exporter.event_write_errors.inc()
+            self._write_failed(loop.time(), exc)
+            return False
+        finally:
+            self.exporter.events_pending.set(self.store.pending)
+        if self._failing_since is not None:
+            log.warning(
+                "event log writes again",
+                extra={"failed_for_s": round(loop.time() - self._failing_since, 1)},
+            )
+            self._failing_since = None
+        return True
+
+    def _write_failed(self, now: float, exc: StoreError) -> None:
+        if self._failing_since is None:
+            self._failing_since = now
+        elif now - self._failure_logged < FAILURE_LOG_EVERY_S:
+            return
+        self._failure_logged = now
+        log.error(
+            "event log write failed, kept in memory and retried: %s",
+            exc,
+            extra={"pending": self.store.pending},
+        )
 
     def render_metrics(self, now: float, acd: AcdEngine) -> bytes:
         """The Prometheus exposition with the SLA, queue and operator gauges up to date."""
@@ -124,8 +181,28 @@ class EventLog:
         return self.exporter.render()
 
     async def close(self) -> None:
-        """Stop the commits, write what is left, close the file."""
+        """Stop the commits, write what is left (or save it for the next start), close."""
         if self._flusher is not None:
             self._flusher.cancel()
-        await self.flush()
-        self.store.close()
+        if not await self.flush():
+            self._save_unsent()
+        try:
+            self.store.close()
+        except StoreError as exc:
+            log.error("event store not closed cleanly: %s", exc)
+
+    def _save_unsent(self) -> None:
+        events = self.store.drain()
+        lines = "".join(f"{to_json(event)}\n" for event in events)
+        try:
+            previous = self._unsent.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            previous = ""
+        try:
+            write_atomically(self._unsent, (previous + lines).encode())
+        except OSError as exc:
+            log.error("event store unreachable at shutdown, %d events lost: %s", len(events), exc)
+            return
+        log.error(
+            "event store unreachable at shutdown: %d events saved in %s", len(events), self._unsent
+        )

@@ -1,0 +1,94 @@
+"""The runtime event log when its store cannot be written: PostgreSQL stopped under a
+running `EventLog`.  Nothing recorded is lost: the events wait in memory (and on
+`/metrics` as `centralino_events_pending`), a shutdown during the outage saves them in
+`events.unsent.jsonl`, and the next start writes them before anything else.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pgserver import running_server
+from prometheus_client.parser import text_string_to_metric_families
+
+from metrics.events import EventKind, from_json
+from routing.calendar import Calendar
+from server.eventlog import UNSENT_FILE, EventLog
+from server.pgstore import PostgresEventStore
+
+
+def gauges(log: EventLog) -> dict[str, float]:
+    text = log.exporter.render().decode()
+    return {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name in ("centralino_events_pending", "centralino_event_write_errors_total")
+    }
+
+
+def stored_calls(dsn: str) -> list[tuple[int, str | None, str]]:
+    now = datetime.now(UTC)
+    with PostgresEventStore(dsn, writer=False) as reader:
+        events = reader.replay(now - timedelta(days=40), now + timedelta(days=1))
+        return [(e.seq, e.call_id, e.kind.value) for e in events]
+
+
+async def test_an_outage_then_a_shutdown_loses_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="server.eventlog")
+    with running_server() as server:
+        dsn = server.dsn()
+        log = EventLog(PostgresEventStore(dsn), Calendar({}), data_dir=tmp_path, mono0=0.0)
+        log(EventKind.ARRIVED, at=1.0, call_id="a", service="td")
+        assert await log.flush()
+        server.stop()
+        log(EventKind.QUEUED, at=2.0, call_id="a", service="td", queue="td")
+        log(EventKind.ARRIVED, at=3.0, call_id="b", service="td")
+        assert not await log.flush()
+        assert not await log.flush()  # still down: retried, logged once
+        assert gauges(log) == {
+            "centralino_events_pending": 2.0,
+            "centralino_event_write_errors_total": 2.0,
+        }
+        failures = [r for r in caplog.records if "write failed" in r.getMessage()]
+        assert len(failures) == 1 and failures[0].levelno == logging.ERROR
+        await log.close()  # shutdown during the outage
+
+        unsent = tmp_path / UNSENT_FILE
+        saved = [from_json(line) for line in unsent.read_text(encoding="utf-8").splitlines()]
+        assert [(e.seq, e.call_id, e.kind) for e in saved] == [
+            (2, "a", EventKind.QUEUED),
+            (3, "b", EventKind.ARRIVED),
+        ]
+
+        server.start()
+        again = EventLog(PostgresEventStore(dsn), Calendar({}), data_dir=tmp_path, mono0=0.0)
+        assert not unsent.exists()
+        again(EventKind.ENDED, at=4.0, call_id="b", service="td")
+        await again.close()
+        assert stored_calls(dsn) == [
+            (1, "a", "arrived"),
+            (2, "a", "queued"),
+            (3, "b", "arrived"),
+            (4, "b", "ended"),
+        ]
+        assert any("unsent events written" in r.getMessage() for r in caplog.records)
+
+
+async def test_writes_resume_by_themselves_when_the_server_is_back(tmp_path: Path) -> None:
+    with running_server() as server:
+        log = EventLog(PostgresEventStore(server.dsn()), Calendar({}), data_dir=tmp_path, mono0=0)
+        server.stop()
+        log(EventKind.ARRIVED, at=1.0, call_id="x", service="td")
+        assert not await log.flush()
+        server.start()
+        assert await log.flush()
+        assert gauges(log)["centralino_events_pending"] == 0.0
+        await log.close()
+        assert not (tmp_path / UNSENT_FILE).exists()
+        assert stored_calls(server.dsn()) == [(1, "x", "arrived")]
