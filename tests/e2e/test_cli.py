@@ -72,12 +72,17 @@ def _unreachable_node(data: dict[str, Any]) -> None:
     }
 
 
+def _mysql_dsn(data: dict[str, Any]) -> None:
+    data["events"] = {"dsn": "mysql://cc:s3cret@db/centralino"}
+
+
 # (edit, fragments the key must contain, fragment of the reason)
 BROKEN: dict[str, tuple[Edit, tuple[str, ...], str]] = {
     "unknown-key": (_unknown_key, ("sip", "bogus_knob"), "xtra"),
     "unknown-prompt": (_unknown_prompt, ("trentino-digitale", "welcome"), "no-such-prompt"),
     "unknown-queue": (_unknown_queue, ("trentino-digitale", "mepat"), "no-such-queue"),
     "unreachable-node": (_unreachable_node, ("trentino-digitale", "orphan"), "unreachable"),
+    "not-a-postgresql-dsn": (_mysql_dsn, ("events", "dsn"), "postgresql://"),
 }
 
 
@@ -118,6 +123,21 @@ def test_serve_refuses_a_bad_file(tmp_path: Path) -> None:
     done = centralino("serve", "--config", str(path), *listen_args(tmp_path))
     assert done.returncode == 2
     assert any("no-such-queue" in line for line in problem_lines(done.stderr, path))
+
+
+def test_serve_stops_when_the_event_database_is_unreachable(tmp_path: Path) -> None:
+    """A DSN nobody answers: a clear one-line reason, exit 1, and no password anywhere."""
+    port = free_tcp_port()  # nothing listens there
+
+    def unreachable(data: dict[str, Any]) -> None:
+        data["events"] = {"dsn": f"postgresql://cc:s3cret@127.0.0.1:{port}/centralino"}
+
+    path = write_config(tmp_path, unreachable)
+    done = centralino("serve", "--config", str(path), *listen_args(tmp_path))
+    assert done.returncode == 1, done.stderr
+    output = done.stdout + done.stderr
+    assert f"cannot connect to postgresql://cc:***@127.0.0.1:{port}/centralino" in output
+    assert "s3cret" not in output and "Traceback" not in output
 
 
 def listen_args(tmp: Path, host: str = "127.0.0.1") -> list[str]:

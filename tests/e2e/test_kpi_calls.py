@@ -10,8 +10,11 @@ trunk callers:
 - D hangs up 4 s after its queue entry: a short abandon, in neither term of P;
 - the operators qualify A as resolved and B as escalated over the HTTP API.
 
-So Tm = mean(Ti) ≈ 4 s, P = 1 / (1 + 2), Q = 1 / 2. Every wait is bounded and every
-process is ended by PID.
+So Tm = mean(Ti) ≈ 4 s, P = 1 / (1 + 2), Q = 1 / 2.  The scene runs twice: with the log
+in the data folder's SQLite file, and in a PostgreSQL database (`events.dsn`, a real
+server from tests/pgserver.py); each time the switch is then restarted and must give the
+same SLA figures from the stored log alone.  Every wait is bounded and every process is
+ended by PID.
 """
 
 from __future__ import annotations
@@ -23,14 +26,16 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
+import yaml
 from acd_helpers import SERVICE, Processes, Sipp, processes, wait_for, wait_registered
 from acd_helpers import write_config as write_acd_config
 from conftest import CENTRALINO, ROOT, Switch, need, start_switch, stop_process
@@ -65,15 +70,36 @@ class Row:
     data: dict[str, str]
 
 
+QUERY = "SELECT kind, call_id, operator, mono, data FROM call_event ORDER BY seq"
+Reader = Callable[[], list[tuple[Any, ...]]]
+
+
+def sqlite_reader(data_dir: Path) -> Reader:
+    def read() -> list[tuple[Any, ...]]:
+        path = data_dir / "events.sqlite3"
+        if not path.exists():
+            return []
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute(QUERY).fetchall()
+
+    return read
+
+
+def postgres_reader(dsn: str) -> Reader:
+    def read() -> list[tuple[Any, ...]]:
+        with psycopg.connect(dsn, connect_timeout=5) as db:
+            exists = db.execute("SELECT to_regclass('call_event')").fetchone()
+            return db.execute(QUERY).fetchall() if exists and exists[0] else []
+
+    return read
+
+
+READ: dict[int, Reader] = {}  # how to read each running switch's log, by its SIP port
+
+
 def stored(switch: Switch) -> list[Row]:
     """The event log as committed so far (the switch commits every 0.5 s)."""
-    path = switch.data_dir / "events.sqlite3"
-    if not path.exists():
-        return []
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
-        rows = db.execute(
-            "SELECT kind, call_id, operator, mono, data FROM call_event ORDER BY seq"
-        ).fetchall()
+    rows = READ[switch.sip_port]()
     return [Row(r[0], r[1], r[2], float(r[3]), json.loads(r[4] or "{}")) for r in rows]
 
 
@@ -143,21 +169,44 @@ def sla(
     return sample(metrics, f"centralino_sla_{name}", service=SERVICE, period=period)
 
 
-def report_json(tmp: Path, config: Path, month: str) -> dict[str, Any]:
-    """`centralino report --format json` for `month`, as a user runs it (bounded)."""
-    args = [str(CENTRALINO), "report", "--month", month, "--data", str(tmp / "var")]
-    args += ["--config", str(config), "--format", "json"]
+def report_json(tmp: Path, config: Path, month: str, dsn: str | None) -> dict[str, Any]:
+    """`centralino report --format json` for `month`, as a user runs it (bounded); the
+    PostgreSQL log is found through the configuration's `events.dsn`."""
+    args = [str(CENTRALINO), "report", "--month", month, "--config", str(config)]
+    args += ["--format", "json"] + ([] if dsn else ["--data", str(tmp / "var")])
     done = subprocess.run(args, cwd=ROOT, capture_output=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     (service,) = [s for s in json.loads(done.stdout)["services"] if s["service"] == SERVICE]
     return dict(service["figures"])
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def events_dsn(request: pytest.FixtureRequest) -> str | None:
+    """Where the switch keeps its log: None for the SQLite file, or a PostgreSQL DSN."""
+    return None if request.param == "sqlite" else str(request.getfixturevalue("pg_dsn"))
+
+
+def start(tmp: Path, config: Path, dsn: str | None) -> Switch:
+    switch = start_switch(tmp, config)
+    READ[switch.sip_port] = postgres_reader(dsn) if dsn else sqlite_reader(switch.data_dir)
+    return switch
+
+
+def sla_figures(switch: Switch) -> dict[str, float]:
+    metrics = scrape(switch)
+    names = ("answer_wait_seconds", "abandon_ratio", "resolved_ratio")
+    return {f"{n} {p}": sla(metrics, n, p) for n in names for p in ("today", "month")}
+
+
 def test_answered_abandoned_and_short_abandoned_calls_give_tm_p_q(
-    tmp_path: Path, procs: Processes
+    tmp_path: Path, procs: Processes, events_dsn: str | None
 ) -> None:
     config = write_acd_config(tmp_path, ring_timeout=15.0)
-    switch = start_switch(tmp_path, config)
+    if events_dsn is not None:
+        settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+        settings["events"] = {"dsn": events_dsn}
+        config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    switch = start(tmp_path, config, events_dsn)
     try:
         phones = [
             procs.phone(switch, op, ring_ms=ring, talk_ms=TALK_MS, life_ms=60000)
@@ -222,7 +271,7 @@ def test_answered_abandoned_and_short_abandoned_calls_give_tm_p_q(
         assert histogram == pytest.approx(sum(waits.values()), abs=1e-3)
 
         month = f"{datetime.now(UTC).astimezone(ZoneInfo('Europe/Rome')):%Y-%m}"
-        figures = report_json(tmp_path, config, month)
+        figures = report_json(tmp_path, config, month, events_dsn)
         assert figures["tm"] == pytest.approx(sla(metrics, "answer_wait_seconds", "month"))
         assert figures["p"] / 100 == pytest.approx(sla(metrics, "abandon_ratio", "month"))
         assert figures["q"] / 100 == pytest.approx(sla(metrics, "resolved_ratio", "month"))
@@ -230,5 +279,12 @@ def test_answered_abandoned_and_short_abandoned_calls_give_tm_p_q(
         assert figures["taken"] == 2
         assert (figures["resolved"], figures["escalated"], figures["unknown"]) == (1, 1, 0)
         assert not math.isnan(figures["tm"])
+
+        before_restart = sla_figures(switch)
+        assert stop_process(switch.process) == 0
+        switch = start(tmp_path, config, events_dsn)  # the figures come from the log alone
+        assert sla_figures(switch) == pytest.approx(before_restart, abs=1e-9)
+        if events_dsn is not None:  # and nothing was written in the data folder
+            assert not (switch.data_dir / "events.sqlite3").exists()
     finally:
         stop_process(switch.process)
