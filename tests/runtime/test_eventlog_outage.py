@@ -60,6 +60,7 @@ async def test_an_outage_then_a_shutdown_loses_nothing(
         await log.close()  # shutdown during the outage
 
         unsent = tmp_path / UNSENT_FILE
+        assert unsent.stat().st_mode & 0o777 == 0o600  # call data: the owner's only
         saved = [from_json(line) for line in unsent.read_text(encoding="utf-8").splitlines()]
         assert [(e.seq, e.call_id, e.kind) for e in saved] == [
             (2, "a", EventKind.QUEUED),
