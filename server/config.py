@@ -110,6 +110,11 @@ class HttpSettings(_Model):
     """The HTTP API, /healthz and /metrics."""
 
     listen: HostPort = HostPort(host="127.0.0.1", port=8080)
+    # An RFC 6750 §2.1 b64token: what a client can send after `Bearer ` unchanged.
+    token: str | None = Field(None, min_length=16, pattern=r"^[A-Za-z0-9._~+/-]+=*$", repr=False)
+    """The bearer token every request but /healthz and /metrics must carry.
+    `CENTRALINO_HTTP_TOKEN` takes precedence, so the secret can stay out of the file.
+    Unset, the API is open: serve allows that on loopback only."""
 
     _listen = field_validator("listen", mode="before")(_host_port)
 
