@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from metrics.store import (
     SCHEMA,
@@ -38,7 +39,18 @@ log = logging.getLogger(__name__)
 
 DSN_SCHEMES = ("postgresql", "postgres")
 WRITER_LOCK = 0x63656E7472616C  # pg_advisory_lock key held by the one writing switch
-CONNECT_TIMEOUT_S = 5
+# A server that vanishes without closing the connection (a cable, a firewall) must fail a
+# commit within seconds, not after TCP's retransmissions: the flusher would stall, and
+# with it the shutdown.  libpq's keepalives and TCP_USER_TIMEOUT bound it to ~10 s.
+CONNECTION_OPTIONS: dict[str, str | int] = {
+    "connect_timeout": 5,
+    "application_name": "centralino",
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
 SQLITE_FILE = "events.sqlite3"
 
 
@@ -107,12 +119,8 @@ class PostgresEventStore(EventStore):
             return self._conn
         self._conn = None
         try:
-            conn = psycopg.connect(
-                self._dsn,
-                autocommit=True,
-                connect_timeout=CONNECT_TIMEOUT_S,
-                application_name="centralino",
-            )
+            conninfo = make_conninfo(self._dsn, **CONNECTION_OPTIONS)
+            conn = psycopg.connect(conninfo, autocommit=True)
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {self._where}: {self._reason(exc)}") from exc
         try:
