@@ -3,116 +3,26 @@ hang-up, the operator first, the citizen dialed through the trunk, bridged or re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from b2bua_harness import (
-    PHONE,
-    ROOT,
-    TRUNK,
-    Harness,
-    answer_request,
-    in_dialog,
-    invite,
-    make_harness,
-    register,
+from b2bua_harness import PHONE, TRUNK, answer_request, in_dialog, make_harness, register
+from callback_peers import (
+    ANSWER_SDP,
+    CALLER,
+    NUMBER,
+    QUEUE,
+    ask_callback,
+    callback_harness,
+    operator_answers,
+    operator_bye,
+    press,
+    queued_caller,
+    requests,
 )
 
 from acd import events as ac
-from media.sdp import serialize_sdp
-from media.session import PCMU, build_offer
 from metrics.events import EventKind
 from routing import callback
-from routing.media_plane import DigitDetected, PlaybackFinished
-from server.config import load_settings
-from sip.message import Message, Request, Response
-
-CALLER = "call-1@pbx/caller"
-QUEUE = "trentino-in-rete"
-NUMBER = "0461123456"  # the From user of the harness's trunk INVITE
-ANSWER_SDP = serialize_sdp(
-    build_offer(codecs=[PCMU], local_addr="127.0.0.1", local_port=30000, session_id=7)
-)
-
-
-def callback_harness(attempts: int = 2, retry: float = 60) -> tuple[Harness, list[ac.Output]]:
-    """The bundled configuration with `5` as the callback digit of QUEUE; every output
-    of the engine is recorded as call control drains it."""
-    settings = load_settings(ROOT / "config" / "trentino.yaml")
-    queues = [
-        q.model_copy(
-            update={
-                "callback_digit": "5",
-                "callback_attempts": attempts,
-                "callback_retry_delay": retry,
-            }
-        )
-        if q.name == QUEUE
-        else q
-        for q in settings.queues
-    ]
-    h = make_harness(settings.model_copy(update={"queues": queues}))
-    acd = h.core.b2bua.acd
-    seen: list[ac.Output] = []
-    drain = acd.commands
-
-    def spy() -> list[ac.Output]:
-        out = drain()
-        seen.extend(out)
-        return out
-
-    acd.commands = spy  # type: ignore[method-assign]
-    return h, seen
-
-
-def requests(messages: Sequence[Message], method: str) -> list[Request]:
-    return [m for m in messages if isinstance(m, Request) and m.method == method]
-
-
-def finish_prompts(h: Harness) -> None:
-    done: set[int] = set()
-    for _ in range(10):
-        pending = [p for p in h.media.plays() if p[3] > 0 and p[3] not in done]
-        if not pending:
-            return
-        for leg, _, _, play_id, _ in pending:
-            done.add(play_id)
-            h.media_event(PlaybackFinished(at=h.now, leg=leg, play_id=play_id))
-
-
-def queued_caller(h: Harness) -> Response:
-    (ok,) = [m for m in h.deliver(invite(), TRUNK) if isinstance(m, Response) and m.status == 200]
-    h.deliver(in_dialog("ACK", ok, cseq=1, source=TRUNK), TRUNK)
-    finish_prompts(h)
-    h.media_event(DigitDetected(at=h.now, leg=CALLER, digit="3", duration_ms=100))
-    finish_prompts(h)
-    return ok
-
-
-def press(h: Harness, digit: str) -> list[Message]:
-    return h.media_event(DigitDetected(at=h.now, leg=CALLER, digit=digit, duration_ms=100))
-
-
-def ask_callback(h: Harness) -> tuple[Response, float]:
-    """A caller queued at 10 s asks for a callback and hears the confirmation to the end."""
-    h.now = 10.0
-    ok = queued_caller(h)
-    queued_at = h.now
-    h.now = 20.0
-    assert press(h, "5") == []
-    assert h.media.plays()[-1] == (CALLER, callback.CONFIRM_PROMPTS, "it", -2, False)
-    h.now = 22.0
-    out = h.media_event(PlaybackFinished(at=h.now, leg=CALLER, play_id=-2))
-    (bye,) = requests(out, "BYE")
-    assert bye.call_id == "call-1@pbx"
-    return ok, queued_at
-
-
-def operator_answers(h: Harness) -> tuple[Request, list[Message]]:
-    """The operator registers (auto-login), is offered the callback and answers."""
-    register(h)
-    (offer,) = [m for m, addr in h.sent if isinstance(m, Request) and m.method == "INVITE"][-1:]
-    out = h.deliver(answer_request(offer, 200, to_tag="op1", body=ANSWER_SDP), PHONE)
-    return offer, out
+from routing.media_plane import PlaybackFinished
+from sip.message import Request, Response
 
 
 def test_the_digit_hangs_up_keeping_the_place_and_the_number() -> None:
@@ -239,24 +149,14 @@ def test_a_caller_who_hangs_up_during_the_confirmation_is_called_back() -> None:
     assert offers[-1].headers.get("x-centralino-callback") == NUMBER
 
 
-def operator_bye(offer: Request, ok: Response) -> str:
-    """The operator's phone hangs up the dialog of our INVITE `offer`."""
-    return (
-        f"BYE sip:centralino@127.0.0.1:5060 SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP {PHONE[0]}:{PHONE[1]};branch=z9hG4bK-obye\r\nMax-Forwards: 70\r\n"
-        f"From: {offer.headers.get('to')};tag=op1\r\nTo: {offer.headers.get('from')}\r\n"
-        f"Call-ID: {offer.call_id}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
-    )
-
-
 def test_an_operator_who_hangs_up_before_the_citizen_answers_fails_the_attempt() -> None:
     h, seen = callback_harness(attempts=2)
-    ok, _ = ask_callback(h)
+    ask_callback(h)
     h.now = 100.0
     offer, out = operator_answers(h)
     (dial,) = requests(out, "INVITE")
     h.deliver(answer_request(dial, 180, to_tag="cit"), TRUNK)
-    out = h.deliver(operator_bye(offer, ok), PHONE)
+    out = h.deliver(operator_bye(offer), PHONE)
     assert [c.call_id for c in requests(out, "CANCEL")] == [dial.call_id]
     (failed,) = [o for o in seen if isinstance(o, ac.CallbackFailed)]
     assert (failed.attempt, failed.final) == (1, False)
@@ -311,11 +211,11 @@ def test_a_caller_leaving_during_the_confirmation_while_an_operator_rings() -> N
 
 def test_a_retry_offered_at_once_is_not_lost_with_the_failed_attempt() -> None:
     h, seen = callback_harness(attempts=3, retry=0)
-    ok, _ = ask_callback(h)
+    ask_callback(h)
     h.now = 100.0
     offer, out = operator_answers(h)
     assert len(requests(out, "INVITE")) == 1
-    out = h.deliver(operator_bye(offer, ok), PHONE)
+    out = h.deliver(operator_bye(offer), PHONE)
     out += h.advance(0.0)  # the engine's retry timer falls due at this very instant
     again = requests(out, "INVITE")[0]
     assert again.headers.get("x-centralino-callback") == NUMBER
