@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from server.app import run
-from server.config import DEFAULT_CONFIG, ConfigError, HostPort, Settings, load_settings
+from server.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    HostPort,
+    HttpSettings,
+    Settings,
+    load_settings,
+)
 from server.logs import setup_logging
 from server.report_cli import add_parser, run_report
 
 EXIT_CONFIG = 2
+TOKEN_ENV = "CENTRALINO_HTTP_TOKEN"
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-demo-credentials",
         action="store_true",
         help="serve the bundled demo operator passwords on a non-loopback address",
+    )
+    serve.add_argument(
+        "--allow-unauthenticated-api",
+        action="store_true",
+        help="serve the HTTP API on a non-loopback address without http.token",
     )
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("path", type=Path, nargs="?", default=DEFAULT_CONFIG)
@@ -67,25 +86,59 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _effective_settings(args: argparse.Namespace) -> Settings:
+    """The file's settings with the command line and the environment applied, refused
+    (ConfigError) when they would expose demo passwords or an open API to the network."""
     settings = load_settings(args.config)
     sip = settings.sip.model_copy(update={"listen": args.sip}) if args.sip else settings.sip
-    http = settings.http.model_copy(update={"listen": args.http}) if args.http else settings.http
+    http = _http_settings(args, settings.http)
     data = args.data or settings.data_dir
     settings = settings.model_copy(update={"sip": sip, "http": http, "data_dir": data})
+    problems = _demo_credentials(args, settings) + _open_api(args, settings.http)
+    if problems:
+        raise ConfigError(args.config, problems)
+    return settings
+
+
+def _http_settings(args: argparse.Namespace, http: HttpSettings) -> HttpSettings:
+    """`--http` and `CENTRALINO_HTTP_TOKEN` over the file's `http` section."""
+    if args.http:
+        http = http.model_copy(update={"listen": args.http})
+    token = os.environ.get(TOKEN_ENV)
+    if token is None:
+        return http
+    try:
+        # Validated like the file's value; the error names the variable, never the value.
+        return HttpSettings.model_validate({**http.model_dump(), "token": token})
+    except ValidationError as exc:
+        reasons = "; ".join(err["msg"] for err in exc.errors())
+        raise ConfigError(args.config, [(f"http.token ({TOKEN_ENV})", reasons)]) from None
+
+
+def _demo_credentials(args: argparse.Namespace, settings: Settings) -> list[tuple[str, str]]:
     exposed = not (settings.sip.listen.is_loopback and settings.http.listen.is_loopback)
     demo = [op.id for op in settings.operators if op.has_demo_password]
-    if exposed and demo and not args.allow_demo_credentials:
-        raise ConfigError(
-            args.config,
-            [
-                (
-                    "operators",
-                    f"demo credentials ({', '.join(demo)}) only bind to loopback; change the"
-                    " passwords or pass --allow-demo-credentials",
-                )
-            ],
-        )
-    return settings
+    if not exposed or not demo or args.allow_demo_credentials:
+        return []
+    reason = (
+        f"demo credentials ({', '.join(demo)}) only bind to loopback; change the"
+        " passwords or pass --allow-demo-credentials"
+    )
+    return [("operators", reason)]
+
+
+def _open_api(args: argparse.Namespace, http: HttpSettings) -> list[tuple[str, str]]:
+    """Anyone who reaches the port could pause operators or close services: beyond
+    loopback the API needs a token, unless the operator says a proxy guards it."""
+    if http.listen.is_loopback or http.token is not None:
+        return []
+    if args.allow_unauthenticated_api:
+        log.warning("the HTTP API on %s has no authentication", http.listen)
+        return []
+    reason = (
+        f"the HTTP API on {http.listen} needs a token: set http.token or {TOKEN_ENV}"
+        " (at least 16 characters), or pass --allow-unauthenticated-api"
+    )
+    return [("http.token", reason)]
 
 
 if __name__ == "__main__":
