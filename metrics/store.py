@@ -86,7 +86,7 @@ class EventStore(ABC):
 
     def _start(self) -> None:
         """Continue the sequence after what is stored (the backend is connected)."""
-        self._next_seq = (self._scalar("SELECT MAX(seq) FROM call_event", ()) or 0) + 1
+        self._next_seq = self.last_seq() + 1
 
     @property
     @abstractmethod
@@ -153,6 +153,16 @@ class EventStore(ABC):
         """Stored events with `start <= wall < end` (aware datetimes), in `seq` order."""
         sql, params = self._range_query(_COLUMNS, start, end, service)
         for row in self._rows(sql + " ORDER BY seq", params):
+            yield _from_row(row)
+
+    def last_seq(self) -> int:
+        """The highest stored `seq` (0 for an empty log)."""
+        return self._scalar("SELECT MAX(seq) FROM call_event", ()) or 0
+
+    def replay_after(self, seq: int) -> Iterator[CallEvent]:
+        """Stored events numbered after `seq`, in order (to follow a log being written)."""
+        sql = f"SELECT {_COLUMNS} FROM call_event WHERE seq > {self.placeholder} ORDER BY seq"
+        for row in self._rows(sql, (seq,)):
             yield _from_row(row)
 
     def replay_facts(

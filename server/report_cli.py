@@ -7,12 +7,13 @@ import re
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from metrics.render import RENDERERS
 from metrics.report import Progress, report_from_store
-from metrics.store import StoreError
+from metrics.store import EventStore, StoreError
 from routing.calendar import Calendar, CalendarError, Open
-from server.config import DEFAULT_CONFIG, ConfigError, load_settings
+from server.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
 from server.pgstore import SQLITE_FILE, is_dsn, open_event_store, redact_dsn
 
 EXIT_USAGE = 2
@@ -25,14 +26,48 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     report.add_argument("--month", required=True, help="YYYY-MM, local time")
     report.add_argument("--service", help="one service id (default: all)")
     report.add_argument("--format", choices=sorted(RENDERERS), default="table")
-    report.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    report.add_argument("--data", type=Path, help="data folder (default: the config's)")
-    report.add_argument(
+    add_log_arguments(report)
+    report.add_argument("--output", type=Path, help="write here instead of standard output")
+
+
+def add_log_arguments(command: argparse.ArgumentParser) -> None:
+    """--config, --data and --dsn: which configuration, and where its event log is."""
+    command.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    command.add_argument("--data", type=Path, help="data folder (default: the config's)")
+    command.add_argument(
         "--dsn",
         help="read the log from this postgresql:// database (default: the config's"
         " events.dsn, unless --data is given)",
     )
-    report.add_argument("--output", type=Path, help="write here instead of standard output")
+
+
+class LogLocation(NamedTuple):
+    """Where a command reads the event log: an SQLite data folder or a DSN."""
+
+    data_dir: Path
+    dsn: str | None
+    where: str  # for messages: the file, or the DSN without its password
+
+    def open(self) -> EventStore:
+        """A reader of the log; StoreError if it cannot be opened."""
+        return open_event_store(self.data_dir, self.dsn, writer=False)
+
+
+def log_location(args: argparse.Namespace, settings: Settings) -> LogLocation | str:
+    """The log the arguments name, or the usage error to print."""
+    dsn = args.dsn or (None if args.data else settings.events.dsn)
+    if dsn is not None and not is_dsn(dsn):
+        return "--dsn: expected a postgresql://user@host:port/database URI"
+    data_dir = args.data or settings.data_dir
+    where = redact_dsn(dsn) if dsn else str(data_dir / SQLITE_FILE)
+    if dsn is None and not (data_dir / SQLITE_FILE).exists():
+        return f"{where}: no event log here (is --data right?)"
+    return LogLocation(data_dir, dsn, where)
+
+
+def store_failure(location: LogLocation, exc: StoreError) -> str:
+    """One line for a store error, naming the log once."""
+    return str(exc) if location.where in str(exc) else f"{location.where}: {exc}"
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -48,18 +83,13 @@ def run_report(args: argparse.Namespace) -> int:
     if args.service and args.service not in settings.services:
         print(f"--service: unknown service {args.service!r}", file=sys.stderr)
         return EXIT_USAGE
-    dsn = args.dsn or (None if args.data else settings.events.dsn)
-    if dsn is not None and not is_dsn(dsn):
-        print("--dsn: expected a postgresql://user@host:port/database URI", file=sys.stderr)
-        return EXIT_USAGE
-    data_dir = args.data or settings.data_dir
-    where = redact_dsn(dsn) if dsn else str(data_dir / SQLITE_FILE)
-    if dsn is None and not (data_dir / SQLITE_FILE).exists():
-        print(f"{where}: no event log here (is --data right?)", file=sys.stderr)
+    location = log_location(args, settings)
+    if isinstance(location, str):
+        print(location, file=sys.stderr)
         return EXIT_USAGE
     calendar = Calendar({sid: s.calendar for sid, s in settings.services.items()})
     try:
-        with open_event_store(data_dir, dsn, writer=False) as store:
+        with location.open() as store:
             report = report_from_store(
                 store,
                 args.month,
@@ -68,7 +98,7 @@ def run_report(args: argparse.Namespace) -> int:
                 progress=_progress_bar() if sys.stderr.isatty() else None,
             )
     except StoreError as exc:
-        print(exc if where in str(exc) else f"{where}: {exc}", file=sys.stderr)
+        print(store_failure(location, exc), file=sys.stderr)
         return 1
     _write(RENDERERS[args.format](report), args.output)
     return 0

@@ -85,6 +85,25 @@ def test_reopen_continues_the_sequence_and_rewrites_are_idempotent(opener: Opene
         assert [e.seq for e in third.replay(T0, T0 + timedelta(days=1))] == [1, 2, 3]
 
 
+def test_following_the_log_by_seq(opener: Opener) -> None:
+    writer = opener()
+    assert writer.last_seq() == 0
+    writer.extend([ev(1), ev(2)])
+    writer.flush()
+    reader = opener(writer=False)
+    mark = reader.last_seq()
+    assert mark == 2 and list(reader.replay_after(mark)) == []
+    writer.extend([ev(3, kind=EventKind.ANSWERED), ev(4)])
+    assert list(reader.replay_after(mark)) == []  # appended, not committed yet
+    writer.flush()
+    assert [(e.seq, e.kind) for e in reader.replay_after(mark)] == [
+        (3, EventKind.ANSWERED),
+        (4, EventKind.QUEUED),
+    ]
+    reader.close()
+    writer.close()
+
+
 def test_a_long_replay_is_streamed_in_order(opener: Opener) -> None:
     with opener() as store:
         for i in range(12_000):
