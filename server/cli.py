@@ -1,4 +1,4 @@
-"""The `centralino` command: serve, check-config, report."""
+"""The `centralino` command: serve, check-config, report, export."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from server.config import (
     Settings,
     load_settings,
 )
+from server.export_cli import add_export_parser, run_export
 from server.logs import setup_logging
 from server.report_cli import add_parser, run_report
 
@@ -32,8 +33,13 @@ log = logging.getLogger(__name__)
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
-    handler = {"serve": _serve, "check-config": _check_config, "report": run_report}[args.command]
-    return handler(args)
+    handlers = {
+        "serve": _serve,
+        "check-config": _check_config,
+        "report": run_report,
+        "export": run_export,
+    }
+    return handlers[args.command](args)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("path", type=Path, nargs="?", default=DEFAULT_CONFIG)
     add_parser(commands)
+    add_export_parser(commands)
     return parser
 
 
