@@ -23,8 +23,7 @@ from metrics.kpi_types import KpiConfig
 from metrics.queue_log import export as queue_log_lines
 from metrics.store import EventStore, StoreError
 from metrics.tally import month_bounds
-from server.config import ConfigError, load_settings
-from server.report_cli import EXIT_USAGE, add_log_arguments, log_location, store_failure
+from server.report_cli import EXIT_USAGE, add_log_arguments, settings_and_log, store_failure
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 FORMATS = ("jsonl", "queue_log")
@@ -55,15 +54,11 @@ def run_export(args: argparse.Namespace) -> int:
     if isinstance(period, str) or args.poll <= 0:
         print(period if isinstance(period, str) else "--poll: must be > 0", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    loaded = settings_and_log(args)
+    if isinstance(loaded, str):
+        print(loaded, file=sys.stderr)
         return EXIT_USAGE
-    location = log_location(args, settings)
-    if isinstance(location, str):
-        print(location, file=sys.stderr)
-        return EXIT_USAGE
+    location = loaded[1]
     try:
         with location.open() as store:
             events = _events(store, *period, follow=args.follow, poll=args.poll)

@@ -53,6 +53,16 @@ class LogLocation(NamedTuple):
         return open_event_store(self.data_dir, self.dsn, writer=False)
 
 
+def settings_and_log(args: argparse.Namespace) -> tuple[Settings, LogLocation] | str:
+    """The configuration and the log the arguments name, or the usage error to print."""
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        return str(exc)
+    location = log_location(args, settings)
+    return location if isinstance(location, str) else (settings, location)
+
+
 def log_location(args: argparse.Namespace, settings: Settings) -> LogLocation | str:
     """The log the arguments name, or the usage error to print."""
     dsn = args.dsn or (None if args.data else settings.events.dsn)
@@ -75,17 +85,13 @@ def run_report(args: argparse.Namespace) -> int:
     if not _MONTH.match(args.month):
         print(f"--month: expected YYYY-MM, got {args.month!r}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    loaded = settings_and_log(args)
+    if isinstance(loaded, str):
+        print(loaded, file=sys.stderr)
         return EXIT_USAGE
+    settings, location = loaded
     if args.service and args.service not in settings.services:
         print(f"--service: unknown service {args.service!r}", file=sys.stderr)
-        return EXIT_USAGE
-    location = log_location(args, settings)
-    if isinstance(location, str):
-        print(location, file=sys.stderr)
         return EXIT_USAGE
     calendar = Calendar({sid: s.calendar for sid, s in settings.services.items()})
     try:

@@ -124,7 +124,7 @@ def test_follow_prints_what_is_committed_later(log: tuple[EventStore, list[str]]
         except queue.Empty:
             stop_process(follower)
             assert follower.stderr is not None
-            raise AssertionError(f"follower printed too little: {follower.stderr.read()}")
+            raise AssertionError(f"follower printed too little: {follower.stderr.read()}") from None
 
     try:
         assert take(len(first)) == [to_json(e) for e in first]
@@ -148,3 +148,24 @@ def test_follow_prints_what_is_committed_later(log: tuple[EventStore, list[str]]
 def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> None:
     done = centralino_export(*args)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--month", "2026-11", "--service", "nope"], 2, "--service: unknown service 'nope'"),
+        (["--month", "11/2026"], 2, "--month: expected YYYY-MM"),
+        (["--month", "2026-11", "--dsn", "mysql://db/x"], 2, "--dsn: expected a postgresql://"),
+        (["--month", "2026-11", "--data", "/nonexistent"], 2, "no event log here"),
+        (["--month", "2026-11", "--dsn", "postgresql://cc:s3cret@127.0.0.1:1/x"], 1, "cc:***@"),
+    ],
+)
+def test_report_says_what_is_wrong(
+    tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    open_event_store(tmp_path, None).close()  # an empty log, for the cases that need one
+    where = [] if {"--data", "--dsn"} & set(args) else ["--data", str(tmp_path)]
+    cmd = [str(CENTRALINO), "report", *args, *where]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == code and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "s3cret" not in done.stderr
