@@ -14,6 +14,7 @@ lasts.  If they still cannot be written at shutdown they are saved, as JSON line
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -58,6 +59,7 @@ class EventLog:
         self._wall0 = datetime.now(UTC)
         self._mono0 = mono0
         self._flusher: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self._resend()
         self._restore()
 
@@ -130,8 +132,11 @@ class EventLog:
         self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
 
     async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval)
+        # Never cancelled mid-commit (the worker thread would go on writing while `close`
+        # commits too): `close` sets `_closing` and waits for the loop to end.
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.flush_interval)
             await self.flush()
 
     async def flush(self) -> bool:
@@ -182,8 +187,9 @@ class EventLog:
 
     async def close(self) -> None:
         """Stop the commits, write what is left (or save it for the next start), close."""
+        self._closing.set()
         if self._flusher is not None:
-            self._flusher.cancel()
+            await self._flusher
         if not await self.flush():
             self._save_unsent()
         try:

@@ -6,7 +6,11 @@ running `EventLog`.  Nothing recorded is lost: the events wait in memory (and on
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +19,7 @@ from pgserver import running_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from metrics.events import EventKind, from_json
+from metrics.store import Row, SqliteEventStore
 from routing.calendar import Calendar
 from server.eventlog import UNSENT_FILE, EventLog
 from server.pgstore import PostgresEventStore
@@ -93,3 +98,42 @@ async def test_writes_resume_by_themselves_when_the_server_is_back(tmp_path: Pat
         await log.close()
         assert not (tmp_path / UNSENT_FILE).exists()
         assert stored_calls(server.dsn()) == [(1, "x", "arrived")]
+
+
+class SlowStore(SqliteEventStore):
+    """A real SQLite store whose commits take a while, counting overlapping commits."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.writing = 0
+        self.most_at_once = 0
+        self.guard = threading.Lock()
+
+    def _write(self, sql: str, rows: list[Row]) -> None:
+        with self.guard:
+            self.writing += 1
+            self.most_at_once = max(self.most_at_once, self.writing)
+        time.sleep(0.2)  # a slow disk or database, in the worker thread
+        super()._write(sql, rows)
+        with self.guard:
+            self.writing -= 1
+
+
+async def test_close_during_a_commit_waits_for_it_and_loses_nothing(tmp_path: Path) -> None:
+    store = SlowStore(tmp_path / "events.sqlite3")
+    log = EventLog(store, Calendar({}), data_dir=tmp_path, mono0=0.0, flush_interval=0.05)
+    log.start()
+    log(EventKind.ARRIVED, at=1.0, call_id="a", service="td")
+    await asyncio.wait_for(_until(lambda: store.writing == 1), 5)  # a commit in flight
+    log(EventKind.QUEUED, at=2.0, call_id="a", service="td", queue="td")
+    await asyncio.wait_for(log.close(), 10)
+    assert store.most_at_once == 1  # never two commits at once
+    with SqliteEventStore(tmp_path / "events.sqlite3") as reader:
+        kinds = [e.kind for e in reader.replay_after(0)]
+    assert kinds == [EventKind.ARRIVED, EventKind.QUEUED]
+    assert not (tmp_path / UNSENT_FILE).exists()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
