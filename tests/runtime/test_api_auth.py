@@ -11,10 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-from api_harness import Api, Clock, detail, make_runtime
+import yaml
+from api_harness import ROOT, Api, Clock, detail, make_runtime
 
+from server import cli
 from server.api_auth import BearerAuth, check_bearer
-from server.config import HttpSettings
+from server.config import ConfigError, HttpSettings, Settings, load_settings
 from server.http import create_app
 
 TOKEN = "s3cr3t-t0ken-Abc.def_ghi~jkl+mn/op=="
@@ -212,3 +214,91 @@ async def create_app_stub(scope: Any, receive: Any, send: Any) -> None:
 )
 def test_check_bearer(header: bytes | None, verdict: str | None) -> None:
     assert check_bearer(header, TOKEN.encode()) == verdict
+
+
+# -- where serve takes the token from, and when it refuses to start --------------------
+
+FILE_TOKEN = "token-from-the-file-0123456789"
+
+
+def config_file(tmp_path: Path, **http: Any) -> Path:
+    data = yaml.safe_load((ROOT / "config" / "trentino.yaml").read_text(encoding="utf-8"))
+    data["prompts_dir"] = str(ROOT / "config" / data.get("prompts_dir", "prompts"))
+    for op in data["operators"]:
+        op["password"] = f"not-a-demo-password-{op['id']}"
+    data["http"] = http
+    path = tmp_path / "centralino.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def effective(path: Path, *flags: str) -> Settings:
+    return cli._effective_settings(
+        cli._parser().parse_args(["serve", "--config", str(path), *flags])
+    )
+
+
+def refusal(path: Path, *flags: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        effective(path, *flags)
+    return info.value
+
+
+@pytest.fixture
+def no_env_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(cli.TOKEN_ENV, raising=False)
+
+
+def test_the_file_token_is_used(tmp_path: Path, no_env_token: None) -> None:
+    path = config_file(tmp_path, token=FILE_TOKEN)
+    assert effective(path, "--http", "0.0.0.0:8080").http.token == FILE_TOKEN
+
+
+def test_the_environment_overrides_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(cli.TOKEN_ENV, TOKEN)
+    path = config_file(tmp_path, token=FILE_TOKEN, listen="127.0.0.1:9000")
+    settings = effective(path, "--http", "0.0.0.0:8080")
+    assert settings.http.token == TOKEN
+    assert str(settings.http.listen) == "0.0.0.0:8080"
+    assert effective(config_file(tmp_path)).http.token == TOKEN
+
+
+def test_an_open_api_beyond_loopback_is_refused(tmp_path: Path, no_env_token: None) -> None:
+    path = config_file(tmp_path)
+    for address in ("0.0.0.0:8080", "192.0.2.10:8080", "[::]:8080", "switch.example:8080"):
+        error = refusal(path, "--http", address)
+        assert [key for key, _ in error.problems] == ["http.token"], address
+        assert "--allow-unauthenticated-api" in str(error) and cli.TOKEN_ENV in str(error)
+    for address in ("127.0.0.1:8080", "[::1]:8080", "localhost:8080"):
+        assert effective(path, "--http", address).http.token is None
+
+
+def test_allow_unauthenticated_api_is_explicit_and_logged(
+    tmp_path: Path, no_env_token: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = config_file(tmp_path)
+    settings = effective(path, "--http", "0.0.0.0:8080", "--allow-unauthenticated-api")
+    assert settings.http.token is None
+    assert any("no authentication" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "too-short-1234", "with space 0123456789", "ünïcode-0123456789"]
+)
+def test_a_bad_token_is_refused_without_echoing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    monkeypatch.setenv(cli.TOKEN_ENV, bad)
+    error = refusal(config_file(tmp_path))
+    assert [key for key, _ in error.problems] == [f"http.token ({cli.TOKEN_ENV})"]
+    assert error.__cause__ is None and error.__suppress_context__
+    if bad:
+        assert bad not in str(error)
+    monkeypatch.delenv(cli.TOKEN_ENV)
+    with pytest.raises(ConfigError) as info:
+        load_settings(config_file(tmp_path, token=bad))
+    assert [key for key, _ in info.value.problems] == ["http.token"]
+    if bad:
+        assert bad not in str(info.value)
