@@ -12,7 +12,7 @@ from media.sdp import SdpError, parse_sdp, serialize_sdp
 from media.session import MediaParams, NoCommonCodec, build_offer, read_answer
 from metrics.events import EventKind
 from routing import callback, ivr_glue
-from routing.legs import CallerLeg, OperatorLeg, Phase, leg_media, operator_invite
+from routing.legs import CITIZEN, CallerLeg, OperatorLeg, Phase, leg_media, operator_invite
 from sip import events as tx
 from sip.message import Request
 from sip.transaction import ClientTransactionKey, TransactionKey
@@ -94,6 +94,10 @@ def _fact(b2bua: B2bua, call: CallerLeg, fact: ac.Output) -> None:
         data = {"reason": str(fact.reason), "action": fact.action}
     elif isinstance(fact, ac.CallAbandoned):
         data = {"while_ringing": str(fact.while_ringing).lower()}
+    elif isinstance(fact, ac.CallbackRequested):
+        data = {"callback": "requested"}  # the same place in the queue, nobody on the line
+    elif isinstance(fact, ac.CallAnswered) and fact.callback:
+        data = {"callback": "true"}
     elif isinstance(fact, ac.CallDispositionSet):
         data = {"disposition": str(fact.disposition), "explicit": str(fact.explicit).lower()}
     b2bua.emit(kind, call, now=fact.at, operator=operator, data=data)  # type: ignore[union-attr]
@@ -101,6 +105,7 @@ def _fact(b2bua: B2bua, call: CallerLeg, fact: ac.Output) -> None:
 
 _FACT_KINDS: dict[type, EventKind] = {
     ac.CallQueued: EventKind.QUEUED,
+    ac.CallbackRequested: EventKind.QUEUED,
     ac.CallOffered: EventKind.OFFERED,
     ac.OfferRinging: EventKind.RINGING,
     ac.CallAnswered: EventKind.ANSWERED,
@@ -186,7 +191,7 @@ def operator_response(b2bua: B2bua, event: tx.ResponseReceived, *, now: float) -
         _late_response(b2bua, event, now=now)
         return
     call, leg = found
-    if leg.operator == callback.CITIZEN:
+    if leg.operator == CITIZEN:
         callback.response(b2bua, call, leg, event, now=now)
         return
     status = event.response.status
@@ -283,7 +288,7 @@ def operator_failed(b2bua: B2bua, key: TransactionKey, *, now: float) -> None:
     found = b2bua.calls.leg_by_key(key)
     if found is not None and key.method == "INVITE":
         call, leg = found
-        if leg.operator == callback.CITIZEN:
+        if leg.operator == CITIZEN:
             callback.failed(b2bua, call, leg, now=now)
         else:
             _refused(b2bua, call, leg, 408, now=now)
@@ -296,7 +301,7 @@ def reap_dead_offers(b2bua: B2bua, *, now: float) -> None:
     layer = b2bua.endpoint.layer
     for call, leg in b2bua.calls.offers():
         if leg.dialog is None and not leg.answered and layer.client_state(leg.key) is None:
-            if leg.operator == callback.CITIZEN:
+            if leg.operator == CITIZEN:
                 callback.failed(b2bua, call, leg, now=now)
             else:
                 _refused(b2bua, call, leg, 408, now=now)
@@ -322,15 +327,13 @@ def release_leg(b2bua: B2bua, call: CallerLeg, leg: OperatorLeg, *, now: float) 
 
 
 def caller_gone(b2bua: B2bua, call: CallerLeg, *, now: float) -> None:
-    """The caller's side ended: tell the ACD (abandon before answer, end after); a
-    caller who hangs up while hearing the callback confirmation keeps their callback."""
-    if callback.caller_left(b2bua, call, now=now):
-        # Not drained here: an offer of the callback must wait until this record is gone
-        # (call control's pump drains once the ending is over).
-        return
+    """The caller's side ended: tell the ACD (abandon before answer, end after; a
+    callback waiting for its turn is expected to have nobody on the line)."""
     if call.queue is not None:
         b2bua.acd.caller_hung_up(call.call_id, now=now)
-        if not callback.is_callback(b2bua, call):  # a retry may be offered at once
+        # A callback's next offer must wait until this record is gone: call control's
+        # pump drains once the ending is over.
+        if call.call_id not in callback.desk(b2bua).waiting:
             drain(b2bua, now=now)
 
 

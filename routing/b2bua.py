@@ -431,7 +431,7 @@ class B2bua:
 
     def _on_bye(self, call: CallerLeg, leg: CallerLeg | OperatorLeg, *, now: float) -> None:
         moved = self.transfers.of_call(call.call_id)
-        if leg is call:
+        if leg is call or callback.citizen_hung_up(leg):
             self._finish(call, by_caller=True, now=now)
         elif moved is not None and leg is moved.leg:
             transfer.target_hung_up(self, call, moved, now=now)
@@ -514,7 +514,7 @@ class B2bua:
     ) -> None:
         if call.phase is Phase.ENDED:
             return
-        self.emit(EventKind.ENDED, call, now=now, operator=operator, data=ended or {"by": "caller"})
+        callback.line_ended(self, call, now=now, operator=operator, data=ended or {"by": "caller"})
         call.phase = Phase.ENDED
         if call.ivr is not None and by_caller:
             call.ivr.hang_up(now=now)

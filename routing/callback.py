@@ -2,17 +2,27 @@
 
 1. A queued caller presses the queue's `callback_digit`: they hear a confirmation
    (`CONFIRM_PROMPTS`), then `AcdEngine.request_callback` keeps their place with the
-   number of the INVITE's From user, and the switch hangs up (ended, reason `callback`).
-   A caller who hangs up during the confirmation is called back all the same.
+   number of the INVITE's From user, and the switch hangs up. That is no end of the call:
+   the log says `queued` again with `callback: requested` (docs/events.md), and `ended`
+   comes once, when the call really ends. A caller who hangs up during the confirmation
+   is called back all the same.
 2. When the turn comes the engine offers the call as usual (`OfferCall` with
    `callback_number`): a new caller-side record, made from the first one, stands for
    the call while nobody is on the line (`revive`), and the operator's INVITE carries
    `X-Centralino-Callback`.
 3. The operator answers: `PlaceCallback` INVITEs the number through the trunk (RFC 3261
    §13.2.1, with Expires, §20.19); its 2xx is ACKed and bridged to the operator and
-   `callback_answered` starts the conversation; a refusal, a timeout or an operator who
-   hangs up first is `callback_failed`: the operator is hung up and freed, and the engine
-   offers the call again after its retry delay, up to its attempts.
+   `callback_answered` starts the conversation (`answered`, `callback: true`); from then
+   on the citizen is the caller's side of the call (`legs.caller_side`): their BYE is the
+   caller's hang-up, their re-INVITEs hold and resume as a caller's do. A refusal, a
+   timeout or an operator who hangs up first is `callback_failed`: the operator is hung
+   up and freed, and the engine offers the call again after its retry delay, up to its
+   attempts; after the last one the call ends (`overflowed` with reason
+   `callback-failed`, then `ended`).
+
+Callbacks waiting for their turn are not calls in progress (`B2bua.active_calls`): a
+shutdown does not wait for them, and the engine keeps them in memory only, so
+`drop_at_shutdown` logs how many are lost and ends them in the event log.
 
 The citizen's leg is kept among the call's operator legs under the key `CITIZEN`, so
 in-dialog BYEs, CANCEL and late 2xx find it as they find an operator's leg.
@@ -22,6 +32,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -29,8 +41,12 @@ from acd import events as ac
 from acd.errors import AcdError
 from media.sdp import SdpError, parse_sdp, serialize_sdp
 from media.session import MediaParams, NoCommonCodec, build_offer, read_answer
-from routing import acd_glue  # a cycle: acd_glue dispatches here, this releases legs there
-from routing.legs import CallerLeg, OperatorLeg, Phase, leg_media
+from metrics.events import EventKind
+from routing import (
+    acd_glue,  # a cycle: acd_glue dispatches here, this releases legs there
+    reinvite,
+)
+from routing.legs import CITIZEN, CallerLeg, OperatorLeg, Phase, leg_media
 from sip import events as tx
 from sip.message import Headers, Request
 from sip.transaction import Addr
@@ -40,8 +56,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CITIZEN = "~callback"
-"""The key of the citizen's leg among a callback call's operator legs."""
 CONFIRM_PROMPTS = ("beep", "goodbye")
 """What a caller hears after pressing the callback digit (existing catalogue prompts)."""
 CONFIRM_PLAY_ID = -2
@@ -126,13 +140,34 @@ def answered_meanwhile(b2bua: B2bua, call: CallerLeg) -> None:
     desk(b2bua).confirming.discard(call.call_id)
 
 
-def caller_left(b2bua: B2bua, call: CallerLeg, *, now: float) -> bool:
-    """The caller hung up while hearing the confirmation: the callback still stands."""
+def line_ended(
+    b2bua: B2bua,
+    call: CallerLeg,
+    *,
+    now: float,
+    operator: str | None,
+    data: Mapping[str, str],
+) -> None:
+    """The caller's line of `call` closed: log `ended`, unless the call lives on as a
+    callback: its caller asked for one (one hanging up while hearing the confirmation is
+    called back all the same), or the citizen never joined this attempt (the engine
+    retries it, or gives up: `forget`)."""
     book = desk(b2bua)
-    if call.call_id not in book.confirming:
-        return False
-    book.confirming.discard(call.call_id)
-    return _request(b2bua, call, now=now)
+    if call.call_id in book.confirming:
+        book.confirming.discard(call.call_id)
+        _request(b2bua, call, now=now)
+    citizen = call.operator_legs.get(CITIZEN)
+    if call.call_id not in book.waiting or (citizen is not None and citizen.answered):
+        b2bua.emit(EventKind.ENDED, call, now=now, operator=operator, data=data)
+
+
+def citizen_hung_up(leg: CallerLeg | OperatorLeg) -> bool:
+    """A BYE came on `leg`: True if it is a callback's citizen, who is the caller of the
+    call (their BYE ended their dialog: no BYE goes back)."""
+    if isinstance(leg, OperatorLeg) and leg.operator == CITIZEN:
+        leg.dialog = None
+        return True
+    return False
 
 
 def _request(b2bua: B2bua, call: CallerLeg, *, now: float) -> bool:
@@ -161,12 +196,37 @@ def revive(b2bua: B2bua, call_id: str) -> CallerLeg | None:
 
 
 def forget(b2bua: B2bua, fact: ac.Output) -> None:
-    """Drop what a call's end leaves (the engine's last word on it)."""
+    """Drop what a call's end leaves (the engine's last word on it); a callback the
+    engine gives up on ends here in the log, neither answered nor abandoned."""
     ends = (ac.CallEnded, ac.CallAbandoned, ac.CallOverflowed)
     if isinstance(fact, ends) or (isinstance(fact, ac.CallbackFailed) and fact.final):
         book = desk(b2bua)
-        book.waiting.pop(fact.call_id, None)
+        first = book.waiting.pop(fact.call_id, None)
         book.dialing.pop(fact.call_id, None)
+        if first is not None and isinstance(fact, ac.CallbackFailed):
+            _log_given_up(b2bua, first, "callback-failed", now=fact.at)
+
+
+def _log_given_up(b2bua: B2bua, call: CallerLeg, reason: str, *, now: float) -> None:
+    overflowed = {"reason": reason, "action": "callback"}
+    b2bua.emit(EventKind.OVERFLOWED, call, now=now, data=overflowed)
+    ended = {"by": "switch", "reason": reason.replace("-", " ")}
+    b2bua.emit(EventKind.ENDED, call, now=now, data=ended)
+
+
+def drop_at_shutdown(b2bua: B2bua, *, now: float) -> int:
+    """The switch stops: the callbacks still waiting for their turn (no leg up) are lost
+    with the engine's memory. Log how many per queue (never the numbers: personal data)
+    and end each in the event log; the count is returned. Calls in progress are hung up
+    by the caller of this (their record is live), not here."""
+    book = desk(b2bua)
+    dropped = [c for c in book.waiting.values() if b2bua.calls.get(c.call_id) is None]
+    for queue, count in sorted(Counter(c.queue or "" for c in dropped).items()):
+        log.warning("shutdown: %d pending callbacks of queue %s are dropped", count, queue)
+    for first in dropped:
+        del book.waiting[first.call_id]
+        _log_given_up(b2bua, first, "shutdown", now=now)
+    return len(dropped)
 
 
 # -- 3. dialing the citizen -------------------------------------------------------------------
@@ -268,6 +328,9 @@ def _connect(
         b2bua.media.bridge(call.media_leg, operator.media_leg)
     call.phase = Phase.BRIDGED
     b2bua.acd.callback_answered(call.call_id, now=now)
+    if operator is not None and operator.session is not None and operator.session.held:
+        # The operator put the call on hold while the phone rang: music for the citizen.
+        reinvite.hold_changed(b2bua, call, operator, now=now)
 
 
 def _answer_media(leg: OperatorLeg, event: tx.ResponseReceived) -> MediaParams | None:

@@ -116,6 +116,17 @@ class CallerLeg:
     """The first queue-entry time, kept across transfers back to a queue (Tm)."""
 
 
+CITIZEN = "~callback"
+"""The key of a callback's citizen leg among its call's operator legs (routing.callback)."""
+
+
+def caller_side(call: CallerLeg) -> CallerLeg | OperatorLeg:
+    """The party on the caller's side of `call`: the caller, or for a callback (nobody
+    on the caller's line) the citizen we dialed, once they answered."""
+    citizen = call.operator_legs.get(CITIZEN)
+    return citizen if call.dialog is None and citizen is not None and citizen.answered else call
+
+
 @dataclass(slots=True)
 class Transfer:
     """One blind transfer of a caller, asked by `operator`."""

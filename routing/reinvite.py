@@ -28,7 +28,15 @@ from media.sdp import (
 )
 from media.session import MediaParams, NoCommonCodec, is_refresh, negotiate, read_answer
 from routing.ivr_glue import MUSIC_ON_HOLD
-from routing.legs import CallerLeg, OperatorLeg, Phase, Session, leg_media
+from routing.legs import (
+    CITIZEN,
+    CallerLeg,
+    OperatorLeg,
+    Phase,
+    Session,
+    caller_side,
+    leg_media,
+)
 from sip import events as tx
 from sip.dialog import ReinviteRetryDue
 from sip.endpoint import IncomingRequest
@@ -74,15 +82,19 @@ def addr_of(leg: Leg) -> Addr:
 
 
 def peer_of(b2bua: B2bua, call: CallerLeg, leg: Leg) -> Leg | None:
-    """The party bridged to `leg` (the caller, an operator or a transfer target)."""
+    """The party bridged to `leg`: on one side the caller (for a callback, the citizen
+    once they answered), on the other an operator or a transfer target."""
     if call.phase is not Phase.BRIDGED:
         return None
     other = b2bua.transfers.connected_leg(call.call_id)
     if other is None and call.bridged_to is not None:
         other = call.operator_legs.get(call.bridged_to)
-    if leg is call:
+    caller = caller_side(call)
+    if caller is call and call.dialog is None:
+        return None  # a callback whose citizen has not answered yet: nobody to tell
+    if leg is caller:
         return other
-    return call if leg is other else None
+    return caller if leg is other else None
 
 
 # -- a re-INVITE from a party -------------------------------------------------------------
@@ -163,7 +175,8 @@ def _ours(b2bua: B2bua, session: Session) -> Direction:
 
 def configure(b2bua: B2bua, leg: Leg, params: MediaParams) -> None:
     """Give the media plane a leg's newly negotiated stream."""
-    inband = isinstance(leg, CallerLeg) and b2bua.config.inband_dtmf(leg.addr[0])
+    callers = isinstance(leg, CallerLeg) or leg.operator == CITIZEN
+    inband = callers and b2bua.config.inband_dtmf(addr_of(leg)[0])
     b2bua.media.configure_leg(leg.media_leg, leg_media(params, inband_dtmf=inband))
 
 
@@ -200,12 +213,9 @@ def hold_changed(b2bua: B2bua, call: CallerLeg, leg: Leg, *, now: float) -> None
         reoffer(b2bua, call, peer, holding=True, now=now)
     else:
         if not session_of(peer).held:
-            b2bua.media.bridge(call.media_leg, _other(call, leg, peer).media_leg)
+            caller, other = (leg, peer) if leg is caller_side(call) else (peer, leg)
+            b2bua.media.bridge(caller.media_leg, other.media_leg)
         reoffer(b2bua, call, peer, holding=False, now=now)
-
-
-def _other(call: CallerLeg, leg: Leg, peer: Leg) -> Leg:
-    return peer if leg is call else leg
 
 
 # -- our re-INVITE ------------------------------------------------------------------------

@@ -204,3 +204,19 @@ def kpi(h: Harness) -> KpiEngine:
 def queue_log(h: Harness) -> list[str]:
     """The queue_log verbs (5th field) the log exports for the call."""
     return [line.split("|")[4] for line in export(call_events(h)) if f"|{CALL_ID}|" in line]
+
+
+def reply_in_dialog(request: Request, status: int, body: str = "") -> str:
+    """A peer's response to a request we sent in its dialog (its To tag kept)."""
+    lines = [f"SIP/2.0 {status} X"]
+    lines += [f"Via: {v}" for v in request.headers.get_all("via")]
+    lines += [
+        f"From: {request.headers.get('from')}",
+        f"To: {request.headers.get('to')}",
+        f"Call-ID: {request.call_id}",
+        f"CSeq: {request.headers.get('cseq')}",
+    ]
+    if body:
+        lines.append("Content-Type: application/sdp")
+    lines.append(f"Content-Length: {len(body)}")
+    return "\r\n".join(lines) + "\r\n\r\n" + body

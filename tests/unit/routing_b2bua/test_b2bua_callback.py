@@ -3,23 +3,40 @@ hang-up, the operator first, the citizen dialed through the trunk, bridged or re
 
 from __future__ import annotations
 
-from b2bua_harness import PHONE, TRUNK, answer_request, in_dialog, make_harness, register
+from b2bua_harness import (
+    PHONE,
+    TRUNK,
+    Harness,
+    answer_request,
+    in_dialog,
+    make_harness,
+    register,
+)
 from callback_peers import (
     ANSWER_SDP,
+    CALL_ID,
     CALLER,
     NUMBER,
     QUEUE,
     ask_callback,
+    call_events,
     callback_harness,
+    citizen_bye,
+    kinds_of,
+    kpi,
     operator_answers,
     operator_bye,
     press,
+    queue_log,
     queued_caller,
     requests,
+    talking,
 )
 
 from acd import events as ac
 from metrics.events import EventKind
+from metrics.kpi import CallCounted
+from metrics.tally import Outcome
 from routing import callback
 from routing.media_plane import PlaybackFinished
 from sip.message import Request, Response
@@ -28,8 +45,8 @@ from sip.message import Request, Response
 def test_the_digit_hangs_up_keeping_the_place_and_the_number() -> None:
     h, seen = callback_harness()
     ask_callback(h)
-    ended = [fields for kind, fields in h.events if kind is EventKind.ENDED]
-    assert [e["data"] for e in ended] == [{"by": "switch", "reason": "callback"}]
+    assert EventKind.ENDED not in h.kinds()  # the call goes on, nobody on the line
+    assert h.events[-1][1]["data"] == {"callback": "requested"}
     assert ("close", CALLER) in h.media.calls
     requested = [o for o in seen if isinstance(o, ac.CallbackRequested)]
     assert [(r.call_id, r.number, r.at) for r in requested] == [("call-1@pbx", NUMBER, 22.0)]
@@ -222,3 +239,94 @@ def test_a_retry_offered_at_once_is_not_lost_with_the_failed_attempt() -> None:
     assert again.call_id not in {c.call_id for c in requests(out, "CANCEL")}
     h.deliver(answer_request(again, 200, to_tag="op3", body=ANSWER_SDP), PHONE)
     assert len([o for o in seen if isinstance(o, ac.PlaceCallback)]) == 2
+
+
+# -- the event log of a callback (docs/events.md, docs/kpi.md) ---------------------------
+
+
+def counted(h: Harness) -> list[CallCounted]:
+    engine = kpi(h)
+    outputs = iter(engine.next_event, None)
+    return [o for o in outputs if isinstance(o, CallCounted)]
+
+
+def test_a_callback_conversation_ends_once_and_counts_as_answered_from_its_queue_entry() -> None:
+    h, _ = callback_harness()
+    ask_callback(h)
+    # The caller's hang-up is no end: the call keeps its place, and says it is a callback.
+    assert EventKind.ENDED not in kinds_of(h)
+    queued = [e for e in call_events(h) if e.kind is EventKind.QUEUED]
+    assert [e.data.get("callback") for e in queued] == [None, "requested"]
+    assert queued[-1].mono == 22.0 and queued[-1].queue == QUEUE
+    assert counted(h) == []  # not abandoned: nothing is final yet
+    h.now = 100.0
+    _, out = operator_answers(h)
+    (dial,) = requests(out, "INVITE")
+    h.now = 105.0
+    h.deliver(answer_request(dial, 200, to_tag="cit", body=ANSWER_SDP), TRUNK)
+    h.now = 200.0
+    h.deliver(citizen_bye(dial), TRUNK)
+    kinds = kinds_of(h)
+    assert kinds.count(EventKind.ENDED) == 1 and kinds[-1] is EventKind.ENDED
+    (answered,) = [e for e in call_events(h) if e.kind is EventKind.ANSWERED]
+    assert (answered.mono, answered.operator, answered.data) == (
+        105.0,
+        "1001",
+        {"callback": "true"},
+    )
+    (call,) = counted(h)
+    # Tm runs from the first queue entry to the citizen's answer (the caller's wait for an
+    # operator, hung up or not); P counts it as answered (Ni), never as abandoned.
+    assert (call.outcome, call.wait) == (Outcome.ANSWERED, 105.0 - queued[0].mono)
+    assert queue_log(h) == ["ENTERQUEUE", "CONNECT", "COMPLETECALLER"]
+
+
+def test_the_ended_event_says_who_hung_up_the_callback_conversation() -> None:
+    for hanging_up, by, verb in (
+        ("citizen", "caller", "COMPLETECALLER"),
+        ("operator", "operator", "COMPLETEAGENT"),
+    ):
+        h, _ = callback_harness()
+        offer, dial = talking(h)
+        h.now = 200.0
+        if hanging_up == "citizen":
+            out = h.deliver(citizen_bye(dial), TRUNK)
+            assert [b.call_id for b in requests(out, "BYE")] == [offer.call_id]
+        else:
+            out = h.deliver(operator_bye(offer), PHONE)
+            assert [b.call_id for b in requests(out, "BYE")] == [dial.call_id]
+        (ended,) = [e for e in call_events(h) if e.kind is EventKind.ENDED]
+        assert ended.data == {"by": by}, hanging_up
+        assert ended.operator == ("1001" if by == "operator" else None)  # as for a caller
+        assert queue_log(h)[-1] == verb
+        assert h.core.active_calls() == 0 and h.media.open == set()
+
+
+def test_an_attempt_that_fails_is_no_end_and_the_last_one_ends_the_call_unanswered() -> None:
+    h, _ = callback_harness(attempts=2)
+    ask_callback(h)
+    h.now = 100.0
+    offer, out = operator_answers(h)
+    (dial,) = requests(out, "INVITE")
+    h.deliver(answer_request(dial, 180, to_tag="cit"), TRUNK)
+    h.deliver(operator_bye(offer), PHONE)  # the operator gives up before the citizen answers
+    assert EventKind.ENDED not in kinds_of(h)
+    assert counted(h) == []
+    out = h.advance(61.0)
+    again = requests(out, "INVITE")[0]
+    out = h.deliver(answer_request(again, 200, to_tag="op2", body=ANSWER_SDP), PHONE)
+    (dial2,) = requests(out, "INVITE")
+    h.now = 170.0
+    h.deliver(answer_request(dial2, 486, to_tag="cit2"), TRUNK)
+    kinds = kinds_of(h)
+    assert kinds.count(EventKind.ENDED) == 1 and kinds[-2:] == [
+        EventKind.OVERFLOWED,
+        EventKind.ENDED,
+    ]
+    overflowed, ended = [e for e in call_events(h) if e.call_id == CALL_ID][-2:]
+    assert overflowed.data == {"reason": "callback-failed", "action": "callback"}
+    assert ended.data == {"by": "switch", "reason": "callback failed"}
+    assert ended.mono == 170.0 and ended.queue == QUEUE
+    # Neither answered nor abandoned: the caller did not give up waiting.
+    assert [c.outcome for c in counted(h)] == [Outcome.OVERFLOWED]
+    assert "ABANDON" not in queue_log(h)

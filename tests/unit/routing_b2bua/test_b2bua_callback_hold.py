@@ -1,0 +1,102 @@
+"""Hold and unhold in a callback conversation: the citizen's leg (dialed through the
+trunk) is held and resumed as an ordinary caller's is (RFC 3264 §8.4, RFC 3261 §14)."""
+
+from __future__ import annotations
+
+from b2bua_harness import PHONE, TRUNK, Harness
+from callback_peers import (
+    callback_harness,
+    peer_request,
+    reply_in_dialog,
+    requests,
+    talking,
+)
+
+from media.sdp import SessionDescription, parse_sdp
+from routing.media_plane import LegMedia
+from sip.message import Message, Request, Response
+
+CITIZEN_LEG, OPERATOR_LEG = "call-1@pbx/callback", "call-1@pbx/1001"
+MUSIC = ("music-on-hold",)
+
+
+def sdp(direction: str, version: int, port: int) -> str:
+    """A phone's SDP (PCMU, telephone-event) with a direction and an o= version."""
+    return (
+        f"v=0\r\no=peer 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+        "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n"
+        f"a={direction}\r\n"
+    )
+
+
+def direction(message: Message) -> str:
+    described: SessionDescription = parse_sdp(message.body)
+    return str(described.direction_for(described.media[0]))
+
+
+def finals(messages: list[Message]) -> list[Response]:
+    return [m for m in messages if isinstance(m, Response) and m.status >= 200]
+
+
+def configured(h: Harness, leg: str) -> list[LegMedia]:
+    return [a[1] for op, a in h.media.calls if op == "configure" and a[0] == leg]  # type: ignore[index]
+
+
+def from_operator(h: Harness, offer: Request, hold: bool, cseq: int) -> list[Message]:
+    body = sdp("sendonly" if hold else "sendrecv", 10 + cseq, 30000).encode()
+    return h.deliver(
+        peer_request("INVITE", offer, tag="op1", source=PHONE, cseq=cseq, body=body), PHONE
+    )
+
+
+def from_citizen(h: Harness, dial: Request, hold: bool, cseq: int) -> list[Message]:
+    body = sdp("sendonly" if hold else "sendrecv", 10 + cseq, 30000).encode()
+    return h.deliver(
+        peer_request("INVITE", dial, tag="cit", source=TRUNK, cseq=cseq, body=body), TRUNK
+    )
+
+
+def test_operator_hold_plays_music_to_the_citizen_and_reoffers_through_the_trunk() -> None:
+    h, _ = callback_harness()
+    offer, dial = talking(h)
+    before = len(h.media.calls)
+    out = from_operator(h, offer, True, cseq=1)
+    assert [(r.status, direction(r)) for r in finals(out)] == [(200, "recvonly")]
+    changes = h.media.calls[before:]
+    assert ("unbridge", OPERATOR_LEG) in changes
+    assert ("play", (CITIZEN_LEG, MUSIC, "it", 0, True)) in changes
+    (reoffer,) = requests(out, "INVITE")
+    assert reoffer.call_id == dial.call_id and reoffer.cseq.seq == 2
+    assert direction(reoffer) == "sendonly"
+    assert [a for m, a in h.sent if m is reoffer] == [TRUNK]
+    out = h.deliver(reply_in_dialog(reoffer, 200, sdp("recvonly", 2, 31000)), TRUNK)
+    assert [(a.call_id, a.cseq.seq) for a in requests(out, "ACK")] == [(dial.call_id, 2)]
+    assert configured(h, CITIZEN_LEG)[-1].remote == ("127.0.0.1", 31000)
+    # Unhold: the pair is bridged again and the citizen is taken off hold.
+    before = len(h.media.calls)
+    out = from_operator(h, offer, False, cseq=2)
+    assert ("bridge", (CITIZEN_LEG, OPERATOR_LEG)) in h.media.calls[before:]
+    (resume,) = requests(out, "INVITE")
+    assert resume.call_id == dial.call_id and direction(resume) == "sendrecv"
+
+
+def test_citizen_hold_plays_music_to_the_operator() -> None:
+    h, _ = callback_harness()
+    offer, dial = talking(h)
+    before = len(h.media.calls)
+    out = from_citizen(h, dial, True, cseq=1)
+    assert [(r.status, direction(r)) for r in finals(out)] == [(200, "recvonly")]
+    assert configured(h, CITIZEN_LEG)[-1].sending is False
+    changes = h.media.calls[before:]
+    assert ("unbridge", CITIZEN_LEG) in changes
+    assert ("play", (OPERATOR_LEG, MUSIC, "it", 0, True)) in changes
+    (reoffer,) = requests(out, "INVITE")
+    assert reoffer.call_id == offer.call_id and direction(reoffer) == "sendonly"
+    assert [a for m, a in h.sent if m is reoffer] == [PHONE]
+    h.deliver(reply_in_dialog(reoffer, 200, sdp("recvonly", 3, 30000)), PHONE)
+    before = len(h.media.calls)
+    out = from_citizen(h, dial, False, cseq=2)
+    assert ("bridge", (CITIZEN_LEG, OPERATOR_LEG)) in h.media.calls[before:]
+    (resume,) = requests(out, "INVITE")
+    assert resume.call_id == offer.call_id and direction(resume) == "sendrecv"
