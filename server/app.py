@@ -106,7 +106,7 @@ class Switch:
         await self.api.start()
         # Encode every prompt for every codec off the loop, so no first play stalls it.
         self.media.start_preload()
-        app = create_app(self.api)
+        app = create_app(self.api, token=self.settings.http.token)
         http = self.settings.http.listen
         config = uvicorn.Config(
             app,

@@ -154,3 +154,38 @@ def test_a_token_in_the_environment_lets_serve_listen_on_a_public_address(
         assert stop_process(sw.process) == 0, sw.log()
     assert TOKEN not in sw.log()
     assert "Traceback" not in sw.log()
+
+
+def test_the_token_from_the_environment_guards_the_api(tmp_path: Path) -> None:
+    config = write_config(tmp_path, _real_passwords)
+    sw = serve(tmp_path, config, token=TOKEN)
+    try:
+        for method, path in (("GET", "/api/operators"), ("POST", "/api/operators/1001/login")):
+            assert call(sw, method, path) == 401
+            assert call(sw, method, path, "Bearer wrong-token-0123456789") == 401
+        assert call(sw, "GET", "/api/operators/1001", f"Bearer {TOKEN}") == 200
+        assert call(sw, "POST", "/api/operators/1001/login", f"Bearer {TOKEN}") == 200
+        for path in ("/healthz", "/metrics"):
+            assert call(sw, "GET", path) == 200
+            assert call(sw, "GET", path, f"Bearer {TOKEN}") == 200
+    finally:
+        assert stop_process(sw.process) == 0, sw.log()
+    assert TOKEN not in sw.log()
+    assert "Traceback" not in sw.log()
+
+
+def test_the_environment_overrides_the_file(tmp_path: Path) -> None:
+    in_file = "file-token-0123456789abcdef"
+
+    def with_token(data: dict[str, Any]) -> None:
+        _real_passwords(data)
+        data["http"] = {"token": in_file}
+
+    config = write_config(tmp_path, with_token)
+    sw = serve(tmp_path, config, token=TOKEN)
+    try:
+        assert call(sw, "GET", "/api/queues", f"Bearer {in_file}") == 401
+        assert call(sw, "GET", "/api/queues", f"Bearer {TOKEN}") == 200
+    finally:
+        assert stop_process(sw.process) == 0, sw.log()
+    assert in_file not in sw.log() and TOKEN not in sw.log()
