@@ -157,8 +157,10 @@ def line_ended(
         book.confirming.discard(call.call_id)
         _request(b2bua, call, now=now)
     citizen = call.operator_legs.get(CITIZEN)
-    if call.call_id not in book.waiting or (citizen is not None and citizen.answered):
-        b2bua.emit(EventKind.ENDED, call, now=now, operator=operator, data=data)
+    if call.call_id in book.waiting and (citizen is None or not citizen.answered):
+        return
+    book.waiting.pop(call.call_id, None)  # a callback's conversation is over: keep nothing
+    b2bua.emit(EventKind.ENDED, call, now=now, operator=operator, data=data)
 
 
 def citizen_hung_up(leg: CallerLeg | OperatorLeg) -> bool:

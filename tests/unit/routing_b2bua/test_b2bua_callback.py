@@ -3,6 +3,9 @@ hang-up, the operator first, the citizen dialed through the trunk, bridged or re
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from b2bua_harness import (
     PHONE,
     TRUNK,
@@ -161,6 +164,8 @@ def test_a_caller_who_hangs_up_during_the_confirmation_is_called_back() -> None:
     assert [m.status for m in out if isinstance(m, Response)] == [200]
     assert [o.number for o in seen if isinstance(o, ac.CallbackRequested)] == [NUMBER]
     assert not any(isinstance(o, ac.CallAbandoned) for o in seen)
+    assert EventKind.ENDED not in kinds_of(h)
+    assert call_events(h)[-1].data == {"callback": "requested"}
     register(h)
     offers = [m for m, _ in h.sent if isinstance(m, Request) and m.method == "INVITE"]
     assert offers[-1].headers.get("x-centralino-callback") == NUMBER
@@ -330,3 +335,49 @@ def test_an_attempt_that_fails_is_no_end_and_the_last_one_ends_the_call_unanswer
     # Neither answered nor abandoned: the caller did not give up waiting.
     assert [c.outcome for c in counted(h)] == [Outcome.OVERFLOWED]
     assert "ABANDON" not in queue_log(h)
+
+
+# -- shutdown: waiting callbacks are not calls in progress, and are lost ---------------------
+
+
+def test_shutdown_drops_waiting_callbacks_with_a_count_and_ends_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    h, _ = callback_harness()
+    ask_callback(h)
+    assert h.core.active_calls() == 0  # the drain does not wait for a promise it cannot keep
+    with caplog.at_level(logging.WARNING, logger="routing.callback"):
+        assert callback.drop_at_shutdown(h.core.b2bua, now=30.0) == 1
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == f"shutdown: 1 pending callbacks of queue {QUEUE} are dropped"
+    assert NUMBER not in record.getMessage()
+    kinds = kinds_of(h)
+    assert kinds.count(EventKind.ENDED) == 1 and kinds[-2:] == [
+        EventKind.OVERFLOWED,
+        EventKind.ENDED,
+    ]
+    assert call_events(h)[-1].data == {"by": "switch", "reason": "shutdown"}
+    assert [c.outcome for c in counted(h)] == [Outcome.OVERFLOWED]
+    assert callback.drop_at_shutdown(h.core.b2bua, now=31.0) == 0
+
+
+def test_shutdown_hangs_up_callbacks_in_progress_and_drops_those_between_attempts() -> None:
+    # A conversation is a call like any other: hung up, one `ended`.
+    h, _ = callback_harness()
+    talking(h)
+    assert h.core.active_calls() == 1
+    h.core.hang_up_all(reason="shutdown", now=200.0)
+    assert callback.drop_at_shutdown(h.core.b2bua, now=200.0) == 0
+    assert [e.data for e in call_events(h) if e.kind is EventKind.ENDED] == [
+        {"by": "switch", "reason": "shutdown"}
+    ]
+    # A citizen still ringing: the attempt fails and the call, back in its queue, is dropped.
+    h, _ = callback_harness(attempts=2)
+    ask_callback(h)
+    h.now = 100.0
+    operator_answers(h)
+    h.core.hang_up_all(reason="shutdown", now=101.0)
+    assert EventKind.ENDED not in kinds_of(h)
+    assert callback.drop_at_shutdown(h.core.b2bua, now=101.0) == 1
+    assert kinds_of(h).count(EventKind.ENDED) == 1

@@ -3,9 +3,12 @@ trunk) is held and resumed as an ordinary caller's is (RFC 3264 §8.4, RFC 3261 
 
 from __future__ import annotations
 
-from b2bua_harness import PHONE, TRUNK, Harness
+from b2bua_harness import PHONE, TRUNK, Harness, answer_request
 from callback_peers import (
+    ANSWER_SDP,
+    ask_callback,
     callback_harness,
+    operator_answers,
     peer_request,
     reply_in_dialog,
     requests,
@@ -100,3 +103,23 @@ def test_citizen_hold_plays_music_to_the_operator() -> None:
     assert ("bridge", (CITIZEN_LEG, OPERATOR_LEG)) in h.media.calls[before:]
     (resume,) = requests(out, "INVITE")
     assert resume.call_id == offer.call_id and direction(resume) == "sendrecv"
+
+
+def test_an_operator_holding_while_the_citizen_rings_gives_them_music_on_answer() -> None:
+    h, _ = callback_harness()
+    ask_callback(h)
+    h.now = 100.0
+    offer, out = operator_answers(h)
+    (dial,) = requests(out, "INVITE")
+    out = from_operator(h, offer, True, cseq=1)
+    assert [r.status for r in finals(out)] == [200]
+    assert requests(out, "INVITE") == []  # nobody to tell yet
+    before = len(h.media.calls)
+    out = h.deliver(answer_request(dial, 200, to_tag="cit", body=ANSWER_SDP), TRUNK)
+    assert [a.call_id for a in requests(out, "ACK")] == [dial.call_id]
+    (reoffer,) = requests(out, "INVITE")
+    assert reoffer.call_id == dial.call_id and direction(reoffer) == "sendonly"
+    changes = h.media.calls[before:]
+    assert ("play", (CITIZEN_LEG, MUSIC, "it", 0, True)) in changes
+    moves = [op for op, _ in changes if op in ("bridge", "unbridge")]
+    assert moves[-1] == "unbridge"
