@@ -102,8 +102,13 @@ def test_callback_keeps_the_place_and_dials_the_citizen_after_the_operator_answe
         confirmation = prompt_seconds("beep", "goodbye")
         assert call.wait_hung_up(confirmation + 5), switch.log()[-3000:]
         call.close()  # its SIP port becomes the citizen's phone on the trunk's address
-        ended = wait_for("ended", lambda: of_kind(events(switch), "ended"), timeout=5)
-        assert ended[0].data == {"by": "switch", "reason": "callback"}
+        requested = wait_for(
+            "callback requested",
+            lambda: [e for e in of_kind(events(switch), "queued") if e.data.get("callback")],
+            timeout=5,
+        )
+        assert [e.data for e in requested] == [{"callback": "requested"}]
+        assert of_kind(events(switch), "ended") == []  # the call goes on, nobody on the line
         citizen = CitizenPhone(trunk)
         try:
             procs.phone(switch, "1001", ring_ms=300, talk_ms=2000, hangup="operator")
@@ -120,9 +125,14 @@ def test_callback_keeps_the_place_and_dials_the_citizen_after_the_operator_answe
             citizen.respond(bye, source, 200)
         finally:
             citizen.close()
-        wait_for("two ends", lambda: len(of_kind(events(switch), "ended")) >= 2, timeout=10)
+        wait_for("the end", lambda: of_kind(events(switch), "ended"), timeout=10)
         log = events(switch)
         answered = of_kind(log, "answered")
         assert [(e.call_id, e.operator) for e in answered] == [(call.call_id, "1001")]
+        assert answered[0].data.get("callback") == "true"
+        (ended,) = of_kind(log, "ended")  # one end per call id, the last of its events
+        assert ended.call_id == call.call_id and ended.data.get("by") == "operator"
+        own = [e.kind for e in log if e.call_id == call.call_id]
+        assert own[-1] == "ended" or own[-2:] == ["ended", "disposition"]
     finally:
         stop_process(switch.process)
