@@ -231,7 +231,7 @@ class B2bua:
 
     @property
     def active_calls(self) -> int:
-        """Calls not yet ended."""
+        """Calls with a leg up (not callbacks waiting: `callback.drop_at_shutdown`)."""
         return len(self.calls)
 
     def next_session(self) -> int:
