@@ -14,6 +14,9 @@ from callback_peers import (
     requests,
     talking,
 )
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from media.sdp import SessionDescription, parse_sdp
 from routing.media_plane import LegMedia
@@ -123,3 +126,88 @@ def test_an_operator_holding_while_the_citizen_rings_gives_them_music_on_answer(
     assert ("play", (CITIZEN_LEG, MUSIC, "it", 0, True)) in changes
     moves = [op for op, _ in changes if op in ("bridge", "unbridge")]
     assert moves[-1] == "unbridge"
+
+
+# -- any sequence of holds from both sides ---------------------------------------------
+
+
+def answer_direction(offered: str, holding: bool) -> str:
+    """A party's answer: the offer mirrored (RFC 3264 §6.1), never receiving while it
+    holds the call itself (§8.4)."""
+    sends = offered in ("sendrecv", "recvonly")
+    receives = offered in ("sendrecv", "sendonly") and not holding
+    if sends:
+        return "sendrecv" if receives else "sendonly"
+    return "recvonly" if receives else "inactive"
+
+
+class CallbackHoldMachine(RuleBasedStateMachine):
+    """The citizen and the operator hold and resume in any order, answering our
+    re-INVITEs at once: the pair is bridged exactly when neither holds, the media plane
+    sends to a party exactly when it does not hold, and our last re-offer to each says
+    sendonly exactly when the other one holds (as for a caller, test_b2bua_hold)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.h, _ = callback_harness()
+        self.offer, self.dial = talking(self.h)
+        self.holds = {"citizen": False, "operator": False}
+        self.cseq = {"citizen": 0, "operator": 0}
+        self.version = 10
+        self.last_offer: dict[str, str] = {}
+
+    def _source(self, party: str) -> tuple[str, int]:
+        return TRUNK if party == "citizen" else PHONE
+
+    def _answer_ours(self, out: list[Message]) -> None:
+        for _ in range(6):
+            ours = requests(out, "INVITE")
+            if not ours:
+                return
+            out = []
+            for reinvite in ours:
+                party = "citizen" if reinvite.call_id == self.dial.call_id else "operator"
+                self.last_offer[party] = direction(reinvite)
+                self.version += 1
+                answer = answer_direction(self.last_offer[party], self.holds[party])
+                body = sdp(answer, self.version, 30000)
+                out += self.h.deliver(reply_in_dialog(reinvite, 200, body), self._source(party))
+        raise AssertionError("re-INVITEs never settle")
+
+    @rule(party=st.sampled_from(["citizen", "operator"]), hold=st.booleans())
+    def reoffer(self, party: str, hold: bool) -> None:
+        self.holds[party] = hold
+        self.cseq[party] += 1
+        sender = from_citizen if party == "citizen" else from_operator
+        ours = self.dial if party == "citizen" else self.offer
+        out = sender(self.h, ours, hold, self.cseq[party])
+        assert [r.status for r in finals(out)] == [200]
+        self._answer_ours(out)
+
+    @invariant()
+    def bridged_when_nobody_holds(self) -> None:
+        moves = (
+            ("bridge", (CITIZEN_LEG, OPERATOR_LEG)),
+            ("unbridge", CITIZEN_LEG),
+            ("unbridge", OPERATOR_LEG),
+        )
+        pair = [op for op, args in self.h.media.calls if (op, args) in moves]
+        assert (pair[-1] == "bridge") == (not any(self.holds.values()))
+
+    @invariant()
+    def sending_to_whoever_listens(self) -> None:
+        for party, leg in (("citizen", CITIZEN_LEG), ("operator", OPERATOR_LEG)):
+            assert configured(self.h, leg)[-1].sending is not self.holds[party], party
+
+    @invariant()
+    def reoffers_say_whether_the_other_holds(self) -> None:
+        for party, other in (("citizen", "operator"), ("operator", "citizen")):
+            if party in self.last_offer:
+                held = self.last_offer[party] in ("sendonly", "inactive")
+                assert held == self.holds[other], (party, self.last_offer[party])
+
+
+TestCallbackHoldSequences = CallbackHoldMachine.TestCase
+TestCallbackHoldSequences.settings = settings(
+    max_examples=30, stateful_step_count=8, deadline=None, derandomize=True
+)
