@@ -154,7 +154,8 @@ class Switch:
             self.core.hang_up_all(reason="shutdown", now=self.loop.time())
             self.driver.transmit()
             await asyncio.sleep(0.2)
-        log.info("drained", extra={"calls_hung_up": left})
+        dropped = self.core.drop_pending_callbacks(now=self.loop.time())
+        log.info("drained", extra={"calls_hung_up": left, "callbacks_dropped": dropped})
 
     async def stop(self) -> None:
         """Close the sockets, the HTTP server and the event log."""

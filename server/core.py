@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from routing import callback
 from routing.b2bua import B2bua
 from routing.media_plane import MediaEvent
 from sip.endpoint import (
@@ -88,3 +89,9 @@ class Core:
         """End every call still up (BYE both legs): the last step of a shutdown."""
         for call in self.b2bua.calls.live():
             self.b2bua.hang_up(call, reason=reason, now=now)
+
+    def drop_pending_callbacks(self, *, now: float) -> int:
+        """The callbacks still waiting for their turn die with this process (the ACD is in
+        memory): log how many per queue and end them in the event log.  After
+        `hang_up_all`, which may send a ringing callback back to waiting."""
+        return callback.drop_at_shutdown(self.b2bua, now=now)

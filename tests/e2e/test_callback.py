@@ -136,3 +136,37 @@ def test_callback_keeps_the_place_and_dials_the_citizen_after_the_operator_answe
         assert own[-1] == "ended" or own[-2:] == ["ended", "disposition"]
     finally:
         stop_process(switch.process)
+
+
+def test_a_shutdown_with_a_callback_waiting_says_so_and_ends_it_in_the_log(
+    tmp_path: Path,
+) -> None:
+    """No operator ever comes: SIGTERM drops the promise (the ACD lives in memory), with
+    a WARNING giving the count and the queue (never the number), and the log ends the
+    call as overflowed for `shutdown`, so the month's figures do not wait for it."""
+    need("sipp")
+    config = write_config(tmp_path, queue_extra={"callback_digit": "5"})
+    switch = start_switch(tmp_path, config)
+    try:
+        call = TrunkCall(switch.sip_addr, NUMBER, codecs=("PCMU",), caller=CITIZEN)
+        assert call.invite().status == 200
+        wait_for("queued", lambda: of_kind(events(switch), "queued"), timeout=10)
+        assert call.info("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n") == 200
+        assert call.wait_hung_up(prompt_seconds("beep", "goodbye") + 5), switch.log()[-3000:]
+        call.close()
+        wait_for(
+            "callback requested",
+            lambda: [e for e in of_kind(events(switch), "queued") if e.data.get("callback")],
+            timeout=5,
+        )
+    finally:
+        code = stop_process(switch.process)
+    assert code == 0, switch.log()[-3000:]
+    log = events(switch)
+    (overflowed,) = of_kind(log, "overflowed")
+    assert overflowed.call_id == call.call_id and overflowed.data.get("reason") == "shutdown"
+    assert [e.kind for e in log if e.call_id == call.call_id][-1] == "ended"
+    assert "1 pending callbacks of queue" in switch.log()
+    assert CITIZEN not in "\n".join(
+        line for line in switch.log().splitlines() if "WARNING" in line or "ERROR" in line
+    )
