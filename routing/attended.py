@@ -1,17 +1,18 @@
 """Attended transfer: an operator's consultation call to a referent through us, and the
 REFER with Replaces (RFC 3891 §3, RFC 3515 §2.4) that hands the caller over to it.
 
-The consultation is an INVITE from an operator's registered phone to a referent's
-number (`sip:0461...@switch`). We answer it at once with our SDP (as a caller's call)
-and INVITE the number through the trunk of the call the operator is talking on; the
-two are bridged once the referent answers; a refusal hangs the consultation up with a
-Reason (RFC 3326). The operator then REFERs the caller, on the caller's leg, with
-`Refer-To: <sip:...?Replaces=<consultation Call-ID>;to-tag=<our tag>;from-tag=<the
-phone's tag>>`: the referent's leg becomes the caller's transfer target
-(`routing.transfer`), the consultation leg is hung up, and the transfer ends as a
-blind one does (NOTIFY 200, the operator's leg hung up, counted as escalated). Sent
-before the referent answers, it is a semi-attended transfer: the caller waits with
-music for the answer, with the transfer timeout.
+The consultation is an INVITE from an operator's registered phone to a referent's number
+(`sip:0461...@switch`), digest-authenticated as the operator (`routing.operator_auth`:
+nothing is dialed through the trunk for a forged source address). We answer it at once
+with our SDP (as a caller's call) and INVITE the number through the trunk of the call
+the operator is talking on; the two are bridged once the referent answers; a refusal
+hangs the consultation up with a Reason (RFC 3326). The operator then REFERs the caller,
+on the caller's leg, with `Refer-To: <sip:...?Replaces=<consultation
+Call-ID>;to-tag=<our tag>;from-tag=<the phone's tag>>`: the referent's leg becomes the
+caller's transfer target (`routing.transfer`), the consultation leg is hung up, and the
+transfer ends as a blind one does (NOTIFY 200, the operator's leg hung up, counted as
+escalated). Sent before the referent answers, it is a semi-attended transfer: the caller
+waits with music for the answer, with the transfer timeout.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from urllib.parse import unquote
 
 from media.sdp import SdpError, parse_sdp, serialize_sdp
 from media.session import NoCommonCodec, read_answer
-from routing import transfer
+from routing import operator_auth, transfer
 from routing.legs import CallerLeg, OperatorLeg, Session, Transfer, leg_media
 from sip import events as tx
 from sip.dialog import Dialog
@@ -104,6 +105,10 @@ def _trunk_host(b2bua: B2bua, operator: str) -> str | None:
 def start(b2bua: B2bua, event: IncomingRequest, *, now: float) -> None:
     """Answer the operator's consultation INVITE and dial the number through the trunk."""
     request, operator = event.request, event.operator or ""
+    refusal = operator_auth.authenticate(b2bua, event, operator, what="consultation", now=now)
+    if refusal is not None:  # nothing goes out through the trunk unauthenticated
+        b2bua.endpoint.respond(event.key, refusal, method="INVITE", addr=event.addr, now=now)
+        return
     host = b2bua.config.referent_trunk[0] if b2bua.config.referent_trunk else None
     host = host or _trunk_host(b2bua, operator)
     media_leg = f"{request.call_id}/operator"

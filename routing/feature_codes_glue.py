@@ -16,11 +16,11 @@ before the answer, so the ACD already acts on it when the phone shows the call:
 | an SDP offer we cannot answer                   | 488 with a Warning; nothing applied  |
 | no RTP port free                                | 503 with a Warning; nothing applied  |
 
-The credentials are checked as the registrar checks a REGISTER (RFC 3261 §22.4: the same
-realm, passwords and nonces), and only INVITEs the endpoint traced to a registered
-phone's address get here (`IncomingRequest.operator`): a feature code never reaches the
-ACD unauthenticated. The BYE follows the end of the tone, or `HANGUP_AFTER` seconds at
-most if the media plane never reports it; the operator may hang up first.
+The credentials are checked as the registrar checks a REGISTER
+(`routing.operator_auth`), and only INVITEs the endpoint traced to a registered phone's
+address get here (`IncomingRequest.operator`): a feature code never reaches the ACD
+unauthenticated. The BYE follows the end of the tone, or `HANGUP_AFTER` seconds at most
+if the media plane never reports it; the operator may hang up first.
 """
 
 from __future__ import annotations
@@ -34,12 +34,11 @@ from acd.errors import AcdError
 from acd.feature_codes import FeatureCommand, parse_feature_code
 from media.sdp import SdpError, parse_sdp, serialize_sdp
 from media.session import NoCommonCodec
+from routing import operator_auth
 from routing.legs import leg_media
 from routing.media_plane import MediaEvent, PlaybackFinished
 from sip.dialog import Dialog
-from sip.digest import AuthFailure
 from sip.endpoint import IncomingRequest
-from sip.message import Response, make_response
 from sip.transaction import Addr
 
 if TYPE_CHECKING:
@@ -50,7 +49,6 @@ log = logging.getLogger(__name__)
 CONFIRMATION = "beep"
 """The prompt played after a code took effect (`config/prompts/<language>/beep.wav`)."""
 HANGUP_AFTER = 5.0
-_REFUSED_CREDENTIALS = (AuthFailure.BAD_RESPONSE, AuthFailure.UNKNOWN_USER)
 
 
 @dataclass(slots=True)
@@ -112,7 +110,7 @@ def command_for(event: IncomingRequest) -> FeatureCommand | None:
 def handle(b2bua: B2bua, event: IncomingRequest, command: FeatureCommand, *, now: float) -> None:
     """Authenticate, apply and answer a feature-code INVITE (see the module docstring)."""
     operator = event.operator or ""
-    refusal = _authenticate(b2bua, event, operator, now=now)
+    refusal = operator_auth.authenticate(b2bua, event, operator, what="feature code", now=now)
     if refusal is not None:
         b2bua.endpoint.respond(event.key, refusal, method="INVITE", addr=event.addr, now=now)
         return
@@ -129,27 +127,6 @@ def handle(b2bua: B2bua, event: IncomingRequest, command: FeatureCommand, *, now
         return
     log.info("feature %s applied for operator %s", command.action, operator)
     _answer(b2bua, event, media_leg, answer_sdp, now=now)
-
-
-def _authenticate(
-    b2bua: B2bua, event: IncomingRequest, operator: str, *, now: float
-) -> Response | None:
-    """None when the credentials are the phone's operator's; else the response to send."""
-    authenticator = b2bua.endpoint.registrar.authenticator
-    result = authenticator.verify(event.request, now=now)
-    if result.ok and result.username == operator:
-        return None
-    if result.ok or result.failure in _REFUSED_CREDENTIALS:
-        log.info(
-            "feature code from %s with credentials of %r refused", operator, result.claimed_username
-        )
-        response = make_response(event.request, 403, to_tag=b2bua.ids.tag())
-    else:
-        response = authenticator.challenge(
-            event.request, now=now, stale=result.stale, to_tag=b2bua.ids.tag()
-        )
-    response.headers.add("Server", b2bua.config.user_agent)
-    return response
 
 
 def _negotiate(b2bua: B2bua, event: IncomingRequest, media_leg: str) -> bytes | None:

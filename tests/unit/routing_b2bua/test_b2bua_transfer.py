@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from b2bua_harness import TRUNK, Harness, in_dialog, register
+import pytest
+from b2bua_harness import SWITCH, TRUNK, Harness, in_dialog, register
 from phones import (
     PHONES,
     answer_sdp,
@@ -25,6 +26,7 @@ from test_b2bua_hold import (
 
 from acd.operator import OperatorState
 from metrics.events import EventKind
+from sip.digest import answer_challenge
 from sip.message import Message, Request, Response
 
 REFERENT = ("127.0.0.1", 5060)  # the trunk's address, default port
@@ -256,6 +258,16 @@ def consulting() -> tuple[Harness, Response, Request, Response, Request]:
         feature_invite("0461999999", "1001", call_id=CONSULT, body=answer_sdp(31000)),
         PHONES["1001"],
     )
+    (challenge,) = finals(out)  # like a feature code: nothing dialed before the digest
+    assert challenge.status == 401 and requests(out, "INVITE") == []
+    auth = answer_challenge(
+        challenge.headers.get("www-authenticate") or "", "INVITE",
+        f"sip:0461999999@{SWITCH[0]}", "1001", "demo1001", cnonce="c1", nc=1,
+    )  # fmt: skip
+    again = feature_invite(
+        "0461999999", "1001", call_id=CONSULT, cseq=2, auth=auth, body=answer_sdp(31000)
+    )
+    out = h.deliver(again, PHONES["1001"])
     (answered,) = finals(out)
     assert answered.status == 200 and b"m=audio" in answered.body
     (invite,) = requests(out, "INVITE")
@@ -268,9 +280,22 @@ def refer_replacing(
     h: Harness, offer: Request, answered: Response, *, cseq: int = 1
 ) -> list[Message]:
     """REFER on the caller's operator leg naming the consultation dialog."""
-    replaces = f"{CONSULT};to-tag={answered.to.tag};from-tag=f1"
+    replaces = f"{CONSULT};to-tag={answered.to.tag};from-tag=f2"  # the authenticated INVITE
     escaped = replaces.replace("@", "%40").replace(";", "%3B").replace("=", "%3D")
     return refer(h, offer, f"sip:0461999999@127.0.0.1?Replaces={escaped}", cseq=cseq)
+
+
+@pytest.mark.parametrize(("user", "password"), [("1001", "wrong-password"), ("1002", "demo1002")])
+def test_a_consultation_with_wrong_credentials_dials_nothing(user: str, password: str) -> None:
+    h, _, _ = bridged()
+    (challenge,) = finals(h.deliver(feature_invite("0461999999", "1001"), PHONES["1001"]))
+    auth = answer_challenge(
+        challenge.headers.get("www-authenticate") or "", "INVITE",
+        f"sip:0461999999@{SWITCH[0]}", user, password, cnonce="c1", nc=1,
+    )  # fmt: skip
+    out = h.deliver(feature_invite("0461999999", "1001", cseq=2, auth=auth), PHONES["1001"])
+    assert [r.status for r in finals(out)] == [403]
+    assert requests(out, "INVITE") == [] and len(h.core.b2bua.consultations) == 0
 
 
 def test_consultation_is_bridged_to_the_referent_when_it_answers() -> None:
