@@ -27,6 +27,8 @@ USER centralino
 EXPOSE 5060/udp 20000-30000/udp 8080/tcp
 HEALTHCHECK --interval=30s --timeout=3s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"
-# Inside a container the switch must listen on all interfaces: change the demo
-# passwords in the configuration (or mount your own) before exposing it.
+# Inside a container the switch must listen on all interfaces, so it refuses to start
+# until the demo passwords are changed in the configuration (or your own is mounted)
+# and the API has a token: `docker run -e CENTRALINO_HTTP_TOKEN=$(openssl rand -base64 32)`.
+# The event log may live in PostgreSQL (`events.dsn`; PGPASSWORD in the environment).
 CMD ["centralino", "serve", "--sip", "0.0.0.0:5060", "--http", "0.0.0.0:8080", "--data", "/srv/centralino/var"]
