@@ -60,8 +60,11 @@ def free_tcp_port() -> int:
 class PgServer:
     """One running postmaster; `dsn()` and `database()` give connection strings."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, *, password: str | None = None) -> None:
+        """A new cluster; with `password`, loopback connections need it (SCRAM-SHA-256)
+        for the `postgres` user, as on a production server."""
         self.bin_dir = bin_dir
+        self.password = password
         self.root = Path(tempfile.mkdtemp(prefix="centralino-pg-"))
         self.data = self.root / "data"
         self.port = free_tcp_port()
@@ -71,8 +74,15 @@ class PgServer:
             user = pwd.getpwnam("postgres")
             os.chown(self.root, user.pw_uid, user.pw_gid)
             self._as = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+        auth = ["-A", "trust"]
+        if password is not None:
+            secret = self.root / "pwfile"
+            secret.write_text(password + "\n", encoding="utf-8")
+            if self._as:
+                os.chown(secret, user.pw_uid, user.pw_gid)
+            auth = ["-A", "scram-sha-256", "--auth-local=trust", f"--pwfile={secret}"]
         self._run(
-            str(bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
+            str(bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres", *auth,
             "-E", "UTF8", "--no-sync", "--no-instructions",
         )  # fmt: skip
         self.start()
@@ -83,6 +93,8 @@ class PgServer:
             raise RuntimeError(f"{cmd[0]} failed: {done.stderr.decode(errors='replace')}")
 
     def dsn(self, database: str = "postgres", password: str | None = None) -> str:
+        """A DSN for the `postgres` user (with the server's password if it has one)."""
+        password = self.password if password is None else password
         user = "postgres" if password is None else f"postgres:{password}"
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
 
@@ -148,9 +160,9 @@ class PgServer:
 
 
 @contextlib.contextmanager
-def running_server() -> Iterator[PgServer]:
+def running_server(*, password: str | None = None) -> Iterator[PgServer]:
     """A server for the duration of the block, removed afterwards."""
-    server = PgServer(need_postgres())
+    server = PgServer(need_postgres(), password=password)
     try:
         yield server
     finally:

@@ -244,3 +244,21 @@ def test_the_schema_is_the_documented_one(pg_dsn: str) -> None:
         "call_id", "service", "sub_service", "queue", "operator", "data",
     ]  # fmt: skip
     assert version == [("1",)]
+
+
+def test_a_server_that_wants_a_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SCRAM-SHA-256 on loopback, as in production: the password in the DSN works, so
+    does libpq's PGPASSWORD with none in the DSN (the way to keep it out of the file),
+    and a wrong one is refused with the server's reason and without the password."""
+    with running_server(password="right-horse-battery") as server:
+        with PostgresEventStore(server.dsn()) as store:
+            store.append(ev(1))
+        bare = server.dsn(password="").replace("postgres:@", "postgres@")
+        monkeypatch.setenv("PGPASSWORD", "right-horse-battery")
+        with PostgresEventStore(bare, writer=False) as reader:
+            assert reader.count(T0, T0 + timedelta(days=1)) == 1
+        monkeypatch.delenv("PGPASSWORD")
+        with pytest.raises(StoreError) as err:
+            PostgresEventStore(server.dsn(password="wrong-staple"))
+        assert "password authentication failed" in str(err.value)
+        assert "wrong-staple" not in str(err.value) and "postgres:***@" in str(err.value)
