@@ -1,7 +1,8 @@
 """Automatic call distribution: skill queues, operators and strategies, without I/O.
 
 `AcdEngine` (acd.engine) is the entry point; `acd.config` holds its pydantic
-configuration, `acd.events` what it emits, `acd.feature_codes` the operators' codes.
+configuration, `acd.events` what it emits, `acd.feature_codes` the operators' codes,
+`acd.transfer` blind transfers from one operator to another.
 """
 
 from acd.config import AcdConfig, OperatorConfig, OverflowAction, QueueConfig, parse_acd_config

@@ -22,10 +22,12 @@ from acd.errors import UnknownOperatorError
 from acd.estimator import HandleTimes
 from acd.events import (
     CallAnswered,
+    CallEnded,
     CallOffered,
     CallOverflowed,
     CallQueued,
     CancelOffer,
+    CancelTransfer,
     Disposition,
     OfferCall,
     OfferFailed,
@@ -181,6 +183,39 @@ class EngineCore:
         if waited_out and call.callback_number is None:
             self._overflow(call, OverflowReason.MAX_WAIT, cfg.on_overflow, now=now)
 
+    def _cool_down(self, op: Operator, delay: float, *, now: float) -> None:
+        """Skip `op` for the next offers during `delay`, without changing its state."""
+        op.cooldown_until = now + delay
+        self._refresh_free(op, now=now)
+        self._timers.schedule((COOLDOWN, op.id), op.cooldown_until)
+
+    def _release_target(
+        self,
+        call: Call,
+        reason: OfferFailure,
+        *,
+        now: float,
+        then: OperatorInput = OperatorInput.OFFER_ENDED,
+        pause_reason: str | None = None,
+        cancel: bool = False,
+    ) -> None:
+        """End a transfer's reservation of its target, who moves with `then`. If the
+        transferring operator has hung up meanwhile the call's life here ends too:
+        routing puts the caller back in the queue, a new life (`enqueue`)."""
+        pending = call.transfer
+        assert pending is not None
+        op = self._operators[pending.target]
+        call.transfer, op.call_id = None, None
+        if cancel:  # the engine's own decision: routing must stop the ringing
+            self._emit(CancelTransfer(call_id=call.call_id, operator=op.id, reason=reason))
+        self._emit(OfferFailed(call_id=call.call_id, operator=op.id, reason=reason, at=now))
+        self._move(op, then, now=now, reason=pause_reason)
+        if call.operator is None:
+            del self._calls[call.call_id]
+            self._emit(
+                CallEnded(call_id=call.call_id, queue=call.queue, operator=pending.by, at=now)
+            )
+
     def _cancel_all_legs(self, call: Call, reason: OfferFailure, *, now: float) -> None:
         for op_id in list(call.offers):
             op = self._operators[op_id]
@@ -335,3 +370,12 @@ class EngineCore:
 
     def _is_ring_all(self, call: Call) -> bool:
         return self._queue_cfg[call.queue].strategy == RING_ALL
+
+
+def refusal_delay(cfg: QueueConfig, failure: OfferFailure) -> float:
+    """How long an operator whose phone refused (busy, decline, unreachable) is skipped."""
+    if failure is OfferFailure.BUSY:
+        return cfg.busy_delay
+    if failure is OfferFailure.DECLINE:
+        return cfg.decline_delay
+    return cfg.unreachable_delay

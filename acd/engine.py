@@ -40,6 +40,11 @@ move to another queue is not an end), or, for a callback, `CallbackFailed` with
 `final`. A callback is operator-first: the call is offered as usual with
 `callback_number` set, and once the operator answers `PlaceCallback` asks routing to
 dial the citizen; `callback_answered` or `callback_failed` reports how that went.
+
+A blind transfer to another operator goes through the engine too (`acd.transfer`):
+`transfer_to_operator` reserves the target as an offer does, `transfer_answered`
+hands them the call, `transfer_failed` releases them; the call keeps its id and
+ends once, with whoever has it last.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ import logging
 
 from acd.callback import CallbackInputs
 from acd.config import QueueConfig
-from acd.core import ANNOUNCE, COOLDOWN, MAX_WAIT, RING, WRAPUP
+from acd.core import ANNOUNCE, COOLDOWN, MAX_WAIT, RING, WRAPUP, refusal_delay
 from acd.errors import (
     DuplicateCallError,
     InvalidInputError,
@@ -68,13 +73,14 @@ from acd.events import (
 from acd.operator import Operator, OperatorInput
 from acd.queue import Call, CallInput, CallState
 from acd.staff import NO_ANSWER_REASON
+from acd.transfer import TransferInputs
 from acd.view import EngineViews
 
 logger = logging.getLogger(__name__)
 _REFUSALS = (OfferFailure.BUSY, OfferFailure.DECLINE, OfferFailure.UNREACHABLE)
 
 
-class AcdEngine(CallbackInputs, EngineViews):
+class AcdEngine(CallbackInputs, TransferInputs, EngineViews):
     """Skill queues and operators; see the module docstring for the offer outcomes."""
 
     # ------------------------------------------------------------------ outputs
@@ -191,19 +197,14 @@ class AcdEngine(CallbackInputs, EngineViews):
             return
         cfg = self._queue_cfg[call.queue]
         self._end_leg(call, op, failure, now=now)
-        self._cool_down(op, _refusal_delay(cfg, failure), now=now)
+        self._cool_down(op, refusal_delay(cfg, failure), now=now)
         self._dispatch(now=now)
 
-    def _cool_down(self, op: Operator, delay: float, *, now: float) -> None:
-        """Skip `op` for the next offers during `delay`, without changing its state."""
-        op.cooldown_until = now + delay
-        self._refresh_free(op, now=now)
-        self._timers.schedule((COOLDOWN, op.id), op.cooldown_until)
-
     def call_ended(self, call_id: str, *, now: float) -> None:
-        """An answered call ended (either side hung up, or it was transferred away).
-        Before an answer this is an abandon; for a callback not yet connected, a
-        failed callback attempt."""
+        """An answered call ended (either side hung up, or it was transferred away to
+        a referent or a queue). Before an answer this is an abandon; for a callback
+        not yet connected, a failed callback attempt. A transfer still ringing another
+        operator is cancelled (`CancelTransfer`)."""
         call = self._calls.get(call_id)
         if call is None:
             return
@@ -215,21 +216,34 @@ class AcdEngine(CallbackInputs, EngineViews):
             # The operator gave up before the citizen answered: the callback failed.
             self.callback_failed(call_id, now=now)
             return
-        self._end_conversation(call, now=now)
+        if call.transfer is not None:
+            # A transfer was ringing another operator: nobody is left to hand over to.
+            self._release_target(call, OfferFailure.CALLER_GONE, now=now, cancel=True)
+        if call.operator is not None:
+            self._end_conversation(call, now=now)
         self._dispatch(now=now)
+
+    def transferring_operator_left(self, call_id: str, *, now: float) -> None:
+        """The operator who transferred the call hung up before the target answered:
+        they go to wrap-up, the transfer rings on (`acd.transfer`). With no transfer
+        ringing this is the end of their call (`call_ended`)."""
+        call = self._calls.get(call_id)
+        if call is None or call.state is not CallState.ON_CALL:
+            return
+        if call.transfer is None:
+            self.call_ended(call_id, now=now)
+        elif call.operator is not None:
+            self._talker_leaves(call, now=now)
+            self._dispatch(now=now)
 
     def _end_conversation(self, call: Call, *, now: float) -> None:
         op = self._operators[call.operator or ""]
-        wrapup = self._queue_cfg[call.queue].wrapup
         del self._calls[call.call_id]
         op.call_id = None
         self._handle.add(call.queue, now - call.answered_at)
         self._emit(CallEnded(call_id=call.call_id, queue=call.queue, operator=op.id, at=now))
         self._move(op, OperatorInput.CALL_END, now=now)
-        if wrapup > 0:
-            self._timers.schedule((WRAPUP, op.id), now + wrapup)
-        else:
-            self._finish_work(op, now=now)
+        self._start_wrapup(op, call.queue, now=now)
 
     def _emit_cancel(self, call_id: str, operator: str, reason: OfferFailure) -> None:
         self._emit(CancelOffer(call_id=call_id, operator=operator, reason=reason))
@@ -310,11 +324,3 @@ def _refusal(reason: OfferFailure | str) -> OfferFailure:
         known = ", ".join(r.value for r in _REFUSALS)
         raise InvalidInputError(f"not a refusal reason: {reason!r} (expected {known})")
     return OfferFailure(reason)
-
-
-def _refusal_delay(cfg: QueueConfig, failure: OfferFailure) -> float:
-    if failure is OfferFailure.BUSY:
-        return cfg.busy_delay
-    if failure is OfferFailure.DECLINE:
-        return cfg.decline_delay
-    return cfg.unreachable_delay

@@ -73,6 +73,17 @@ class CancelOffer:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CancelTransfer:
+    """Stop a blind transfer ringing `operator` for `call_id`: the engine took their
+    reservation back (they paused, logged out or lost their registration, or the call
+    ended). Routing gives the transfer up as if the target had refused."""
+
+    call_id: str
+    operator: str
+    reason: OfferFailure
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlayAnnouncement:
     """Tell a waiting caller their position and expected wait (seconds, None: unknown)."""
 
@@ -203,6 +214,9 @@ class CallEnded:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallTransferred:
+    """`operator` handed the call to `target`: a referent's number, or an operator
+    who answered a transfer and now owns the call (and its disposition)."""
+
     call_id: str
     operator: str
     target: str
@@ -238,7 +252,7 @@ class OperatorRegistrationChanged:
     at: float
 
 
-Command = OfferCall | CancelOffer | PlayAnnouncement | Overflow | PlaceCallback
+Command = OfferCall | CancelOffer | CancelTransfer | PlayAnnouncement | Overflow | PlaceCallback
 Fact = (
     CallQueued
     | CallOffered

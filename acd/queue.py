@@ -42,10 +42,23 @@ SortKey = tuple[int, float, int]
 
 
 @dataclass(slots=True)
+class PendingTransfer:
+    """A blind transfer of an answered call to another operator, whose phone rings:
+    `target` is reserved for it (offered) until they answer or the transfer fails;
+    `by` is the transferring operator, who may hang up meanwhile."""
+
+    target: str
+    by: str
+    since: float
+
+
+@dataclass(slots=True)
 class Call:
     """One call known to the engine. `entered_at` is the queue-entry time (IVR
     excluded) and never changes, not across overflow to another queue nor across a
-    callback; `joined_at` is when it joined its current queue, for max-wait."""
+    callback; `joined_at` is when it joined its current queue, for max-wait.
+    `operator` is who talks with the caller once answered (None only while a transfer
+    rings after the transferring operator hung up)."""
 
     call_id: str
     queue: str
@@ -63,6 +76,7 @@ class Call:
     answered_at: float = 0.0
     not_before: float = 0.0
     visited: tuple[str, ...] = ()
+    transfer: PendingTransfer | None = None
 
     @property
     def key(self) -> SortKey:

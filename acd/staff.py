@@ -65,14 +65,30 @@ class OperatorControls(EngineCore):
             op.pending, op.pending_reason = event, reason
             return
         if op.state is OperatorState.OFFERED and op.call_id is not None:
-            call = self._calls[op.call_id]
-            self._end_leg(
-                call, op, OfferFailure.OPERATOR_LEFT, now=now, then=event, pause_reason=reason
-            )
+            self._withdraw(op, OfferFailure.OPERATOR_LEFT, now=now, then=event, pause_reason=reason)
         else:
             self._timers.cancel((WRAPUP, op.id))
             self._move(op, event, now=now, reason=reason)
         self._after_leaving(op, now=now)
+
+    def _withdraw(
+        self,
+        op: Operator,
+        reason: OfferFailure,
+        *,
+        now: float,
+        then: OperatorInput = OperatorInput.OFFER_ENDED,
+        pause_reason: str | None = None,
+    ) -> None:
+        """Take back what rings an offered operator: a leg of an offer, or their
+        reservation by a transfer (routing is told to stop ringing either way)."""
+        call = self._calls[op.call_id or ""]
+        if call.transfer is not None and call.transfer.target == op.id:
+            self._release_target(
+                call, reason, now=now, then=then, pause_reason=pause_reason, cancel=True
+            )
+        else:
+            self._end_leg(call, op, reason, now=now, then=then, pause_reason=pause_reason)
 
     def _after_leaving(self, op: Operator, *, now: float) -> None:
         if op.state is OperatorState.LOGGED_OUT:
@@ -82,6 +98,14 @@ class OperatorControls(EngineCore):
     def _check(self, op: Operator, event: OperatorInput) -> None:
         if not op.can(event):
             raise InvalidOperatorActionError(op.id, event.value, op.state.value)
+
+    def _start_wrapup(self, op: Operator, queue: str, *, now: float) -> None:
+        """After a call: `queue`'s wrap-up time, or at once the end of work."""
+        wrapup = self._queue_cfg[queue].wrapup
+        if wrapup > 0:
+            self._timers.schedule((WRAPUP, op.id), now + wrapup)
+        else:
+            self._finish_work(op, now=now)
 
     def _finish_work(self, op: Operator, *, now: float) -> None:
         """End of after-call work: a deferred pause or logout, else available."""
@@ -119,7 +143,7 @@ class OperatorControls(EngineCore):
             self._refresh_free(op, now=now)
             self._emit(OperatorRegistrationChanged(operator=op.id, registered=False, at=now))
         if op.state is OperatorState.OFFERED and op.call_id is not None:
-            self._end_leg(self._calls[op.call_id], op, OfferFailure.UNREGISTERED, now=now)
+            self._withdraw(op, OfferFailure.UNREGISTERED, now=now)
         self._dispatch(now=now)
 
     # --------------------------------------------------------------- resolution

@@ -82,6 +82,11 @@ class EngineViews(EngineCore):
         call = self._calls.get(call_id)
         return frozenset(call.offers) if call else frozenset()
 
+    def transfer_target(self, call_id: str) -> str | None:
+        """The operator a blind transfer of `call_id` is ringing, if any."""
+        call = self._calls.get(call_id)
+        return call.transfer.target if call and call.transfer else None
+
     def call_ids(self) -> list[str]:
         return list(self._calls)
 
