@@ -3,10 +3,11 @@
 Random callers, operators, phones and clock ticks, including late and stale inputs a
 real network produces (an answer after a cancel, a hang-up after the end). After every
 step: no call offered to two operators (except ring-all), no operator holding two
-calls, every live call reachable (in a queue or held by its operator), every call that
-left the engine left with exactly one outcome, every operator's reported state changes
-chain up to the state it is in, nobody still offered past the ring timeout, and no
-call waiting while an operator could take it.
+calls nor rung for two (a blind transfer to an operator reserves them like an offer), at
+most one operator on a call, every live call reachable (in a queue or held by its
+operator), every call that left the engine left with exactly one outcome, every
+operator's reported state changes chain up to the state it is in, nobody still offered
+past the ring timeout, and no call waiting while an operator could take it.
 """
 
 from __future__ import annotations
@@ -253,6 +254,79 @@ class AcdMachine(RuleBasedStateMachine):
     def _on_call(self) -> list[str]:
         return [c for c in self.engine.call_ids() if self.engine.call_state(c) is CallState.ON_CALL]
 
+    # ---------------------------------------------------------------- transfers
+
+    def _talker(self, call_id: str) -> str | None:
+        for op in OPS:
+            snap = self.engine.operator_snapshot(op, now=self.now)
+            if snap.state is OperatorState.ON_CALL and snap.call_id == call_id:
+                return op
+        return None
+
+    def _may_take_transfer(self, call_id: str, target: str) -> bool:
+        snap = self.engine.operator_snapshot(target, now=self.now)
+        talker = self._talker(call_id)
+        return (
+            talker is not None
+            and talker != target
+            and self.engine.transfer_target(call_id) is None
+            and snap.registered
+            and snap.state is OperatorState.AVAILABLE
+        )
+
+    @precondition(lambda self: self.created)
+    @rule(data=st.data(), to=ops)
+    def operator_transfers(self, data: st.DataObject, to: str) -> None:
+        call_id = data.draw(st.sampled_from(self._on_call() or self.created))
+        expected = self._may_take_transfer(call_id, to)
+        try:
+            self.engine.transfer_to_operator(call_id, to, now=self.now)
+            taken = True
+        except AcdError:
+            taken = False
+        # A callback whose citizen is not on the line yet is refused too.
+        assert taken == expected or (call_id in self.callbacks and not taken), call_id
+        if taken:
+            assert self.engine.operator_state(to) is OperatorState.OFFERED
+        self._drain()
+
+    def _transferring(self) -> list[tuple[str, str]]:
+        found = ((c, self.engine.transfer_target(c)) for c in self.engine.call_ids())
+        return sorted((c, t) for c, t in found if t is not None)
+
+    @precondition(lambda self: self._transferring())
+    @rule(
+        data=st.data(),
+        outcome=st.sampled_from(["answered", "no-answer", "busy", "caller-gone", "left"]),
+    )
+    def transfer_outcome(self, data: st.DataObject, outcome: str) -> None:
+        call_id, target = data.draw(st.sampled_from(self._transferring()))
+        if outcome == "answered":
+            self.engine.transfer_answered(call_id, target, now=self.now)
+            assert self.engine.operator_state(target) is OperatorState.ON_CALL
+        elif outcome == "left":
+            self.engine.transferring_operator_left(call_id, now=self.now)
+        else:
+            self.engine.transfer_failed(call_id, target, reason=outcome, now=self.now)
+            assert self.engine.transfer_target(call_id) is None
+        self._drain()
+
+    @precondition(lambda self: self.created)
+    @rule(data=st.data(), to=ops, answered=st.booleans())
+    def stale_transfer_input(self, data: st.DataObject, to: str, answered: bool) -> None:
+        call_id = self._call(data)
+        if answered:
+            self.engine.transfer_answered(call_id, to, now=self.now)
+        else:
+            self.engine.transfer_failed(call_id, to, reason="no-answer", now=self.now)
+        self._drain()
+
+    @precondition(lambda self: self.created)
+    @rule(data=st.data())
+    def transferring_operator_leaves(self, data: st.DataObject) -> None:
+        self.engine.transferring_operator_left(self._call(data), now=self.now)
+        self._drain()
+
     @rule(op=ops, up=st.sampled_from([True, True, False]))
     def registration(self, op: str, up: bool) -> None:
         if up:
@@ -310,22 +384,50 @@ class AcdMachine(RuleBasedStateMachine):
             if self.engine.call_queue(call_id) not in self.ring_all:
                 assert len(offered) <= 1, (call_id, offered)
 
+    def _ringing_for(self, call_id: str) -> set[str]:
+        """Operators a call rings: its offers' and its transfer's target."""
+        target = self.engine.transfer_target(call_id)
+        return set(self.engine.offered_to(call_id)) | ({target} if target else set())
+
     @invariant()
     def operators_hold_at_most_one_call_consistently(self) -> None:
         holders = self._holders()
         for op in OPS:
             snap = self.engine.operator_snapshot(op, now=self.now)
             if snap.state is OperatorState.OFFERED:
-                assert snap.call_id is not None and op in self.engine.offered_to(snap.call_id)
+                assert snap.call_id is not None and op in self._ringing_for(snap.call_id)
             elif snap.state is OperatorState.ON_CALL:
                 assert self.engine.call_state(snap.call_id or "") is CallState.ON_CALL
             else:
                 assert snap.call_id is None, (op, snap)
         for call_id, held_by in holders.items():
+            ringing = self._ringing_for(call_id)
+            talking = set(held_by) - ringing
             if self.engine.call_state(call_id) is CallState.ON_CALL:
-                assert len(held_by) == 1, (call_id, held_by)
+                # A transfer rings at most one operator; the talker may have left it.
+                assert self.engine.offered_to(call_id) == frozenset()
+                assert len(talking) == 1 or (not talking and len(ringing) == 1), held_by
             else:
-                assert set(held_by) == set(self.engine.offered_to(call_id))
+                assert set(held_by) == ringing and not talking
+
+    @invariant()
+    def an_operator_is_never_offered_two_calls(self) -> None:
+        for op in OPS:
+            rung = [c for c in self.engine.call_ids() if op in self._ringing_for(c)]
+            assert len(rung) <= 1, (op, rung)
+            if rung:
+                assert self.engine.operator_state(op) is OperatorState.OFFERED, (op, rung)
+
+    @invariant()
+    def a_call_has_at_most_one_operator_on_it(self) -> None:
+        for call_id in self.engine.call_ids():
+            on_it = [
+                op
+                for op in OPS
+                if self.engine.operator_state(op) is OperatorState.ON_CALL
+                and self.engine.operator_snapshot(op, now=self.now).call_id == call_id
+            ]
+            assert len(on_it) <= 1, (call_id, on_it)
 
     @invariant()
     def no_call_is_lost(self) -> None:
@@ -377,6 +479,8 @@ class AcdMachine(RuleBasedStateMachine):
             snap = self.engine.operator_snapshot(op, now=self.now)
             if snap.state is OperatorState.OFFERED:
                 assert snap.registered, f"{op} rings with no registered phone"
+                if self.engine.transfer_target(snap.call_id or "") == op:
+                    continue  # a transfer's deadline is routing's `transfer_timeout`
                 key = (snap.call_id or "", op)
                 deadline = self.offered_at[key] + RING_TIMEOUT[self.offered_queue[key]]
                 assert self.now < deadline
