@@ -21,8 +21,9 @@
    `callback-failed`, then `ended`).
 
 Callbacks waiting for their turn are not calls in progress (`B2bua.active_calls`): a
-shutdown does not wait for them, and the engine keeps them in memory only, so
-`drop_at_shutdown` logs how many are lost and ends them in the event log.
+shutdown does not wait for them. The engine keeps them in memory only: a clean shutdown
+saves them for the next start (`routing.callback_store`), and `drop_at_shutdown`, when
+they cannot be saved, logs how many are lost and ends them in the event log.
 
 The citizen's leg is kept among the call's operator legs under the key `CITIZEN`, so
 in-dialog BYEs, CANCEL and late 2xx find it as they find an operator's leg.
@@ -77,6 +78,10 @@ class CallbackDesk:
     """The first caller record of every call the engine holds for a callback."""
     dialing: dict[str, float] = field(default_factory=dict)
     """Call id -> when the citizen's phone has rung long enough."""
+    priority: dict[str, int] = field(default_factory=dict)
+    """The queue priority of the calls queued with one other than 0 (for a restart)."""
+    attempts: dict[str, int] = field(default_factory=dict)
+    """The callback attempts already failed, per call (for a restart)."""
 
 
 def desk(b2bua: B2bua) -> CallbackDesk:
@@ -198,13 +203,19 @@ def revive(b2bua: B2bua, call_id: str) -> CallerLeg | None:
 
 
 def forget(b2bua: B2bua, fact: ac.Output) -> None:
-    """Drop what a call's end leaves (the engine's last word on it); a callback the
-    engine gives up on ends here in the log, neither answered nor abandoned."""
+    """Note what a restart needs (a queued call's priority, a callback's failed
+    attempts) and drop what a call's end leaves (the engine's last word on it); a
+    callback the engine gives up on ends here in the log, neither answered nor abandoned."""
+    book = desk(b2bua)
+    if isinstance(fact, ac.CallQueued) and fact.priority:
+        book.priority[fact.call_id] = fact.priority
+    elif isinstance(fact, ac.CallbackFailed) and not fact.final:
+        book.attempts[fact.call_id] = fact.attempt
     ends = (ac.CallEnded, ac.CallAbandoned, ac.CallOverflowed)
     if isinstance(fact, ends) or (isinstance(fact, ac.CallbackFailed) and fact.final):
-        book = desk(b2bua)
         first = book.waiting.pop(fact.call_id, None)
-        book.dialing.pop(fact.call_id, None)
+        for notes in (book.dialing, book.priority, book.attempts):
+            notes.pop(fact.call_id, None)
         if first is not None and isinstance(fact, ac.CallbackFailed):
             _log_given_up(b2bua, first, "callback-failed", now=fact.at)
 
@@ -217,10 +228,11 @@ def _log_given_up(b2bua: B2bua, call: CallerLeg, reason: str, *, now: float) -> 
 
 
 def drop_at_shutdown(b2bua: B2bua, *, now: float) -> int:
-    """The switch stops: the callbacks still waiting for their turn (no leg up) are lost
-    with the engine's memory. Log how many per queue (never the numbers: personal data)
-    and end each in the event log; the count is returned. Calls in progress are hung up
-    by the caller of this (their record is live), not here."""
+    """The switch stops and the callbacks still waiting for their turn (no leg up)
+    cannot be saved: they are lost with the engine's memory. Log how many per queue
+    (never the numbers: personal data) and end each in the event log; the count is
+    returned. Calls in progress are hung up by the caller of this (their record is
+    live), not here."""
     book = desk(b2bua)
     dropped = [c for c in book.waiting.values() if b2bua.calls.get(c.call_id) is None]
     for queue, count in sorted(Counter(c.queue or "" for c in dropped).items()):
@@ -387,6 +399,6 @@ def handle_timer(b2bua: B2bua, *, now: float) -> None:
         call = b2bua.calls.get(call_id)
         leg = None if call is None else call.operator_legs.get(CITIZEN)
         if call is not None and leg is not None and leg.dialog is None:
-            log.info("callback %s: no answer from %s", call_id, leg.invite.uri)
+            log.info("callback %s: no answer from the citizen", call_id)  # no number
             acd_glue.release_leg(b2bua, call, leg, now=now)
             fail(b2bua, call, now=now)

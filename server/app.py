@@ -97,6 +97,8 @@ class Switch:
 
     async def start(self) -> None:
         """Bind the SIP socket and start the HTTP server."""
+        # The callbacks a clean shutdown saved take their places before any new call.
+        self.core.restore_pending_callbacks(self.settings.data_dir, now=self.loop.time())
         listen = self.settings.sip.listen
         family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
         await self.loop.create_datagram_endpoint(
@@ -154,8 +156,9 @@ class Switch:
             self.core.hang_up_all(reason="shutdown", now=self.loop.time())
             self.driver.transmit()
             await asyncio.sleep(0.2)
-        dropped = self.core.drop_pending_callbacks(now=self.loop.time())
-        log.info("drained", extra={"calls_hung_up": left, "callbacks_dropped": dropped})
+        saved = self.core.save_pending_callbacks(self.settings.data_dir, now=self.loop.time())
+        self.driver.transmit()  # an offer withdrawn from an operator in the last instants
+        log.info("drained", extra={"calls_hung_up": left, "callbacks_saved": saved})
 
     async def stop(self) -> None:
         """Close the sockets, the HTTP server and the event log."""

@@ -8,10 +8,11 @@ registration changes into operator reachability for the ACD.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from routing import callback
 from routing.b2bua import B2bua
 from routing.media_plane import MediaEvent
+from server import callback_file
 from sip.endpoint import (
     DatagramDropped,
     Endpoint,
@@ -90,8 +91,14 @@ class Core:
         for call in self.b2bua.calls.live():
             self.b2bua.hang_up(call, reason=reason, now=now)
 
-    def drop_pending_callbacks(self, *, now: float) -> int:
-        """The callbacks still waiting for their turn die with this process (the ACD is in
-        memory): log how many per queue and end them in the event log.  After
-        `hang_up_all`, which may send a ringing callback back to waiting."""
-        return callback.drop_at_shutdown(self.b2bua, now=now)
+    def save_pending_callbacks(self, data_dir: Path, *, now: float) -> int:
+        """The callbacks still waiting for their turn outlive this process (the ACD is in
+        memory): saved in `data_dir` for the next start, or, if they cannot be, logged
+        and ended in the event log. After `hang_up_all`, which may send a ringing
+        callback back to waiting."""
+        return callback_file.save_pending(data_dir, self.b2bua, now=now)
+
+    def restore_pending_callbacks(self, data_dir: Path, *, now: float) -> int:
+        """At start, before serving: the callbacks a clean shutdown saved in `data_dir`
+        are back in their queues, in their places."""
+        return callback_file.restore_pending(data_dir, self.b2bua, now=now)

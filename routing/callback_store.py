@@ -1,0 +1,387 @@
+"""Pending callbacks across a restart of the switch (issue 5), without I/O.
+
+The ACD keeps its queues in memory. At a clean shutdown the callbacks still waiting for
+their turn (`routing.callback`: nobody on any leg) become `SavedCallback`s, which the
+runtime writes to a file (`encode`); at the next start, once the ACD is built and before
+SIP is served, `restore` puts each back:
+
+- in the ACD, with `enqueue` at its original queue-entry time converted from the saved
+  wall time to this process's monotonic clock (`entered_at`), then `request_callback`
+  with the saved number. The engine serves by priority, then entry time, so the callback
+  keeps its place ahead of everyone who queued after it, before or after the restart;
+- in call control, as the first caller record that `routing.callback.revive` copies
+  when its turn comes: the identity the operator's screen pop shows (the From header),
+  the number the citizen called (the To header: they see it calling back), the trunk.
+
+The call keeps its call id and its event log goes on: no second `arrived`; one `queued`
+with `callback: restored` marks the restart (the KPI engine, which replayed the month,
+keeps the first queue entry; queue_log enters a call once). A callback that cannot be
+restored (its queue removed or no longer offering callbacks, an unreadable entry, the
+queue refusing it) ends as a lost one always did: `overflowed` (reason `shutdown`) then
+`ended`; the process log gives the count and the reason, never the numbers.
+
+Limits of the ACD's public input API (acd/engine.py, acd/callback.py): the attempts
+already made are saved but the engine counts them again from zero, a retry delay in
+progress is not kept, and a queue with `on_no_operator` refuses the call at start,
+nobody being logged in yet (it is then ended as not restorable).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from acd.errors import AcdError
+from media.sdp import Direction
+from media.session import MediaParams
+from metrics.events import EventKind
+from routing import acd_glue, callback
+from routing.legs import CITIZEN, CallerLeg, Phase
+from sip.errors import ProtocolError
+from sip.headers import parse_address
+from sip.message import Headers, Request
+from sip.transaction import ServerTransactionKey
+
+if TYPE_CHECKING:
+    from routing.b2bua import B2bua
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+"""The file format's version (`version` at the top); another one is not read."""
+LOST_REASON = "shutdown"
+"""The `overflowed` reason of a callback lost at a restart (docs/events.md)."""
+
+
+class CallbackFileError(ValueError):
+    """The saved callbacks cannot be read at all (not JSON, another version...)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SavedCallback:
+    """What a pending callback needs to be put back in its queue after a restart."""
+
+    call_id: str
+    service: str
+    sub_service: str | None
+    queue: str
+    number: str
+    """The number to call back (personal data: never logged)."""
+    from_header: str
+    """The caller's From: the identity the operator's screen pop shows."""
+    to_header: str
+    """The caller's To: the service number they called, which calls them back."""
+    caller: str
+    language: str
+    trunk: tuple[str, int]
+    """Where the call came from (the citizen is dialed there without an outbound trunk)."""
+    codec: str
+    priority: int
+    attempts: int
+    entered: datetime
+    """The first queue entry, UTC wall time (aware)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lost:
+    """A pending callback that could not be restored, and why."""
+
+    call_id: str
+    service: str | None
+    sub_service: str | None
+    queue: str | None
+    reason: str
+
+
+# -- shutdown -------------------------------------------------------------------------------
+
+
+def pending_at_shutdown(b2bua: B2bua, *, now: float) -> list[SavedCallback]:
+    """The callbacks to save, in queue order: after the engine's last words are drained
+    (a final failed attempt ends the call), an offer made in the last instants of the
+    shutdown is withdrawn (its callback waits again, with no leg up)."""
+    acd_glue.drain(b2bua, now=now)
+    book = callback.desk(b2bua)
+    for call in b2bua.calls.live():
+        citizen = call.operator_legs.get(CITIZEN)
+        if call.call_id in book.waiting and (citizen is None or not citizen.answered):
+            b2bua.hang_up(call, reason="shutdown", now=now)
+    waiting = [c for c in book.waiting.values() if b2bua.calls.get(c.call_id) is None]
+    return sorted((_saved(b2bua, first) for first in waiting), key=lambda s: s.entered)
+
+
+def _saved(b2bua: B2bua, first: CallerLeg) -> SavedCallback:
+    book = callback.desk(b2bua)
+    entered = first.queued_at if first.queued_at is not None else first.arrived_at
+    return SavedCallback(
+        call_id=first.call_id,
+        service=first.service,
+        sub_service=first.sub_service,
+        queue=first.queue or "",
+        number=callback.caller_number(first),
+        from_header=first.invite.headers.get("from") or "",
+        to_header=first.invite.headers.get("to") or "",
+        caller=first.caller,
+        language=first.language,
+        trunk=first.addr,
+        codec=first.media.codec.name,
+        priority=book.priority.get(first.call_id, 0),
+        attempts=book.attempts.get(first.call_id, 0),
+        entered=b2bua.wall(entered).astimezone(UTC),
+    )
+
+
+def saved(b2bua: B2bua, callbacks: Sequence[SavedCallback]) -> None:
+    """`callbacks` are safely stored: call control forgets them, and says how many
+    per queue (never the numbers: personal data)."""
+    book = callback.desk(b2bua)
+    for item in callbacks:
+        book.waiting.pop(item.call_id, None)
+    for queue, count in sorted(Counter(c.queue for c in callbacks).items()):
+        log.warning(
+            "shutdown: %d pending callbacks of queue %s saved for the next start", count, queue
+        )
+
+
+# -- the file -------------------------------------------------------------------------------
+
+
+def encode(callbacks: Sequence[SavedCallback], *, saved_at: datetime) -> bytes:
+    """The file's bytes: one JSON object, `version`, `saved_at` and `callbacks`."""
+    document = {
+        "version": VERSION,
+        "saved_at": _wall_text(saved_at),
+        "callbacks": [_entry(item) for item in callbacks],
+    }
+    return json.dumps(document, indent=1, sort_keys=True).encode() + b"\n"
+
+
+def _entry(item: SavedCallback) -> dict[str, Any]:
+    return {
+        "call_id": item.call_id,
+        "service": item.service,
+        "sub_service": item.sub_service,
+        "queue": item.queue,
+        "number": item.number,
+        "from": item.from_header,
+        "to": item.to_header,
+        "caller": item.caller,
+        "language": item.language,
+        "trunk": [item.trunk[0], item.trunk[1]],
+        "codec": item.codec,
+        "priority": item.priority,
+        "attempts": item.attempts,
+        "entered": _wall_text(item.entered),
+    }
+
+
+def _wall_text(wall: datetime) -> str:
+    return wall.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def decode(data: bytes) -> tuple[list[SavedCallback], list[Lost]]:
+    """The callbacks of a saved file, and the entries that cannot be restored (those
+    without even a call id are left out: nothing can end them in the log)."""
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CallbackFileError(f"not JSON: {exc}") from None
+    if not isinstance(document, dict) or document.get("version") != VERSION:
+        raise CallbackFileError(f"not a version {VERSION} callbacks file")
+    entries = document.get("callbacks")
+    if not isinstance(entries, list):
+        raise CallbackFileError("no list of callbacks")
+    good: list[SavedCallback] = []
+    bad: list[Lost] = []
+    for entry in entries:
+        try:
+            good.append(_parse_entry(entry))
+        except (TypeError, ValueError, KeyError, ProtocolError):
+            if isinstance(entry, dict) and isinstance(entry.get("call_id"), str):
+                bad.append(_unreadable(entry))
+    return good, bad
+
+
+def _parse_entry(entry: Any) -> SavedCallback:
+    host, port = entry["trunk"]
+    item = SavedCallback(
+        call_id=_text(entry, "call_id"),
+        service=_text(entry, "service"),
+        sub_service=None if entry.get("sub_service") is None else _text(entry, "sub_service"),
+        queue=_text(entry, "queue"),
+        number=_text(entry, "number"),
+        from_header=_text(entry, "from"),
+        to_header=_text(entry, "to"),
+        caller=_text(entry, "caller", empty=True),
+        language=_text(entry, "language"),
+        trunk=(_text({"trunk": host}, "trunk"), _integer({"trunk": port}, "trunk")),
+        codec=_text(entry, "codec"),
+        priority=_integer(entry, "priority"),
+        attempts=_integer(entry, "attempts"),
+        entered=_wall(entry["entered"]),
+    )
+    parse_address(item.from_header)  # both are read again when the call is offered
+    parse_address(item.to_header)
+    return item
+
+
+def _text(entry: dict[str, Any], key: str, *, empty: bool = False) -> str:
+    value = entry[key]
+    if not isinstance(value, str) or not (value or empty):
+        raise ValueError(key)
+    return value
+
+
+def _integer(entry: dict[str, Any], key: str) -> int:
+    value = entry[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(key)
+    return value
+
+
+def _wall(value: Any) -> datetime:
+    wall = datetime.fromisoformat(value)
+    if wall.tzinfo is None:
+        raise ValueError("entered has no time zone")
+    return wall.astimezone(UTC)
+
+
+def _unreadable(entry: dict[str, Any]) -> Lost:
+    def optional(key: str) -> str | None:
+        value = entry.get(key)
+        return value if isinstance(value, str) and value else None
+
+    return Lost(
+        call_id=entry["call_id"],
+        service=optional("service"),
+        sub_service=optional("sub_service"),
+        queue=optional("queue"),
+        reason="unreadable entry",
+    )
+
+
+# -- start ----------------------------------------------------------------------------------
+
+
+def restore(b2bua: B2bua, callbacks: Iterable[SavedCallback], *, now: float) -> list[Lost]:
+    """Put each callback back in its queue and in call control, keeping its place (its
+    entry time moved to this process's clock: `now` is `b2bua.wall(now)` on the wall);
+    the ones that cannot be are returned, for `end_lost`."""
+    wall_now = b2bua.wall(now)
+    lost = []
+    restored: Counter[str] = Counter()
+    for item in sorted(callbacks, key=lambda c: c.entered):
+        entered_at = now - max(0.0, (wall_now - item.entered).total_seconds())
+        reason = _restore_one(b2bua, item, entered_at=entered_at, now=now)
+        if reason is None:
+            restored[item.queue] += 1
+        else:
+            lost.append(_lost(item, reason))
+    acd_glue.drain(b2bua, now=now)  # the engine's facts about calls with no record yet
+    for queue, count in sorted(restored.items()):
+        log.info("restart: %d pending callbacks of queue %s restored", count, queue)
+    return lost
+
+
+def _restore_one(b2bua: B2bua, item: SavedCallback, *, entered_at: float, now: float) -> str | None:
+    """None once restored, else why not."""
+    acd, book = b2bua.acd, callback.desk(b2bua)
+    config = acd.queue_config(item.queue)
+    if config is None:
+        return "queue removed from the configuration"
+    if config.callback_digit is None:
+        return "queue offers no callback any more"
+    known = item.call_id in book.waiting or b2bua.calls.get(item.call_id) is not None
+    if known or acd.call_state(item.call_id) is not None:
+        return "call id already in use"
+    try:
+        acd.enqueue(
+            item.call_id, item.queue, priority=item.priority, entered_at=entered_at,
+            caller=item.caller, now=now,
+        )  # fmt: skip
+    except AcdError:
+        return "refused by the queue"
+    if acd.call_queue(item.call_id) != item.queue:
+        # Full, or sent on by `on_no_operator` (nobody is logged in at start): the
+        # engine's facts about it reach no record and are dropped.
+        acd.caller_hung_up(item.call_id, now=now)
+        return "not taken by the queue (full, or on_no_operator with nobody logged in)"
+    try:
+        acd.request_callback(item.call_id, number=item.number, now=now)
+    except AcdError:
+        acd.caller_hung_up(item.call_id, now=now)
+        return "refused by the queue"
+    _keep(b2bua, item, entered_at=entered_at, now=now)
+    return None
+
+
+def _keep(b2bua: B2bua, item: SavedCallback, *, entered_at: float, now: float) -> None:
+    book = callback.desk(b2bua)
+    first = _record(b2bua, item, entered_at=entered_at)
+    book.waiting[item.call_id] = first
+    if item.priority:
+        book.priority[item.call_id] = item.priority
+    if item.attempts:
+        book.attempts[item.call_id] = item.attempts
+    b2bua.emit(EventKind.QUEUED, first, now=now, data={"callback": "restored"})
+
+
+def _record(b2bua: B2bua, item: SavedCallback, *, entered_at: float) -> CallerLeg:
+    """The first caller record of a restored callback: nobody on the line, no dialog;
+    what its offer and the citizen's INVITE read (From, To, codec, trunk)."""
+    codecs = b2bua.config.codecs
+    codec = next((c for c in codecs if c.name == item.codec), codecs[0])
+    invite = Request(
+        "INVITE",
+        str(parse_address(item.to_header).uri),
+        Headers.of(
+            ("From", item.from_header),
+            ("To", item.to_header),
+            ("Call-ID", item.call_id),
+            ("CSeq", "1 INVITE"),
+        ),
+    )
+    media = MediaParams(
+        codec=codec, receive_payload_type=codec.payload_type, telephone_event_pt=None,
+        receive_telephone_event_pt=None, remote_addr="0.0.0.0", remote_port=0,
+        direction=Direction.INACTIVE, on_hold=True,
+    )  # fmt: skip
+    return CallerLeg(
+        call_id=item.call_id, service=item.service, media_leg=f"{item.call_id}/callback",
+        invite=invite, key=ServerTransactionKey(f"restored-{item.call_id}", "", "INVITE"),
+        addr=item.trunk, media=media, caller=item.caller, arrived_at=entered_at,
+        phase=Phase.QUEUED, queue=item.queue, sub_service=item.sub_service,
+        language=item.language, queued_at=entered_at,
+    )  # fmt: skip
+
+
+def _lost(item: SavedCallback, reason: str) -> Lost:
+    return Lost(
+        call_id=item.call_id,
+        service=item.service,
+        sub_service=item.sub_service,
+        queue=item.queue,
+        reason=reason,
+    )
+
+
+def end_lost(b2bua: B2bua, lost: Sequence[Lost], *, now: float) -> None:
+    """Log how many callbacks are lost and why (never their numbers), and end each in
+    the event log as a shutdown drop does: `overflowed` then `ended`."""
+    for (queue, reason), count in sorted(Counter((c.queue or "", c.reason) for c in lost).items()):
+        log.warning("restart: %d pending callbacks of queue %s lost: %s", count, queue, reason)
+    facts = (
+        (EventKind.OVERFLOWED, {"reason": LOST_REASON, "action": "callback"}),
+        (EventKind.ENDED, {"by": "switch", "reason": LOST_REASON}),
+    )
+    for item in lost:
+        for kind, data in facts:
+            b2bua.record(
+                kind, at=now, call_id=item.call_id, service=item.service,
+                sub_service=item.sub_service, queue=item.queue, operator=None, data=data,
+            )  # fmt: skip
