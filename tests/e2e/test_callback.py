@@ -8,7 +8,9 @@ Every wait is bounded; every process is ended by PID (acd_helpers.processes).
 
 from __future__ import annotations
 
+import json
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +27,7 @@ from acd_helpers import (
     write_config,
 )
 from caller import SipMessage, TrunkCall, prompt_seconds
-from conftest import need, start_switch, stop_process
+from conftest import Switch, need, start_switch, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -138,35 +140,76 @@ def test_callback_keeps_the_place_and_dials_the_citizen_after_the_operator_answe
         stop_process(switch.process)
 
 
-def test_a_shutdown_with_a_callback_waiting_says_so_and_ends_it_in_the_log(
-    tmp_path: Path,
+def ask_callback(switch: Switch) -> TrunkCall:
+    """A trunk caller queues, presses the callback digit (SIP INFO), hears the
+    confirmation and is hung up; its SIP port is free again (the citizen's phone)."""
+    call = TrunkCall(switch.sip_addr, NUMBER, codecs=("PCMU",), caller=CITIZEN)
+    assert call.invite().status == 200
+    wait_for("queued", lambda: of_kind(events(switch), "queued"), timeout=10)
+    assert call.info("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n") == 200
+    assert call.wait_hung_up(prompt_seconds("beep", "goodbye") + 5), switch.log()[-3000:]
+    call.close()
+    wait_for(
+        "callback requested",
+        lambda: [e for e in of_kind(events(switch), "queued") if e.data.get("callback")],
+        timeout=5,
+    )
+    return call
+
+
+def test_a_callback_waiting_at_a_restart_keeps_its_place_and_is_called_back(
+    tmp_path: Path, procs: Processes
 ) -> None:
-    """No operator ever comes: SIGTERM drops the promise (the ACD lives in memory), with
-    a WARNING giving the count and the queue (never the number), and the log ends the
-    call as overflowed for `shutdown`, so the month's figures do not wait for it."""
-    need("sipp")
-    config = write_config(tmp_path, queue_extra={"callback_digit": "5"})
+    """SIGTERM with a callback waiting (no operator ever came): it is saved in
+    `callbacks.json` (0600: the citizen's number), with a WARNING giving the count, never
+    the number; the switch started again on the same data folder restores it, removes
+    the file, offers it to the operator who registers and dials the citizen. The log
+    has one call id with one `arrived` and one `ended`, its last event."""
+    config = write_config(
+        tmp_path, ring_timeout=5.0, queue_extra={"callback_digit": "5", "callback_attempts": 1}
+    )
     switch = start_switch(tmp_path, config)
     try:
-        call = TrunkCall(switch.sip_addr, NUMBER, codecs=("PCMU",), caller=CITIZEN)
-        assert call.invite().status == 200
-        wait_for("queued", lambda: of_kind(events(switch), "queued"), timeout=10)
-        assert call.info("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n") == 200
-        assert call.wait_hung_up(prompt_seconds("beep", "goodbye") + 5), switch.log()[-3000:]
-        call.close()
-        wait_for(
-            "callback requested",
-            lambda: [e for e in of_kind(events(switch), "queued") if e.data.get("callback")],
-            timeout=5,
-        )
+        call = ask_callback(switch)
     finally:
         code = stop_process(switch.process)
-    assert code == 0, switch.log()[-3000:]
-    log = events(switch)
-    (overflowed,) = of_kind(log, "overflowed")
-    assert overflowed.call_id == call.call_id and overflowed.data.get("reason") == "shutdown"
-    assert [e.kind for e in log if e.call_id == call.call_id][-1] == "ended"
-    assert "1 pending callbacks of queue" in switch.log()
-    assert CITIZEN not in "\n".join(
-        line for line in switch.log().splitlines() if "WARNING" in line or "ERROR" in line
-    )
+    first_log = switch.log()
+    assert code == 0, first_log[-3000:]
+    assert "1 pending callbacks of queue acd saved for the next start" in first_log
+    assert CITIZEN not in first_log  # personal data: not at INFO or above
+    saved = switch.data_dir / "callbacks.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    (entry,) = json.loads(saved.read_text())["callbacks"]
+    assert (entry["call_id"], entry["number"], entry["queue"]) == (call.call_id, CITIZEN, "acd")
+    assert [e.kind for e in events(switch) if e.kind in ("ended", "overflowed")] == []
+
+    switch = start_switch(tmp_path, config)  # the same data folder
+    try:
+        assert not saved.exists()
+        assert "1 pending callbacks of queue acd restored" in switch.log()
+        citizen = CitizenPhone((call.host, call.port))
+        try:
+            procs.phone(switch, "1001", ring_ms=300, talk_ms=1000, hangup="operator")
+            wait_registered(switch, 1)
+            invite, source = citizen.receive("INVITE", timeout=20)
+            assert invite.first_line.startswith(f"INVITE sip:{CITIZEN}@127.0.0.1:{call.port} ")
+            assert (invite.header("from") or "").startswith(f"<sip:{NUMBER}@")
+            citizen.respond(invite, source, 200, citizen.sdp())
+            citizen.receive("ACK", timeout=5)
+            bye, source = citizen.receive("BYE", timeout=10)
+            citizen.respond(bye, source, 200)
+        finally:
+            citizen.close()
+        wait_for("the end", lambda: of_kind(events(switch), "ended"), timeout=10)
+    finally:
+        assert stop_process(switch.process) == 0, switch.log()[-3000:]
+    own = [e for e in events(switch) if e.call_id == call.call_id]
+    kinds = [e.kind for e in own]
+    assert kinds.count("arrived") == 1 and kinds.count("ended") == 1
+    assert kinds[-1] == "ended" or kinds[-2:] == ["ended", "disposition"]
+    callbacks = [e.data.get("callback") for e in own if e.kind == "queued"]
+    assert callbacks == [None, "requested", "restored"]
+    (answered,) = [e for e in own if e.kind == "answered"]
+    assert (answered.operator, answered.data.get("callback")) == ("1001", "true")
+    assert not saved.exists()  # nothing left to save at the second shutdown
+    assert CITIZEN not in switch.log()

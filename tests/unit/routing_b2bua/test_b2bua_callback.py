@@ -337,7 +337,7 @@ def test_an_attempt_that_fails_is_no_end_and_the_last_one_ends_the_call_unanswer
     assert "ABANDON" not in queue_log(h)
 
 
-# -- shutdown: waiting callbacks are not calls in progress, and are lost ---------------------
+# -- shutdown: waiting callbacks are not calls in progress; unsaved, they are lost ----------
 
 
 def test_shutdown_drops_waiting_callbacks_with_a_count_and_ends_them(
