@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from b2bua_harness import (
     OPEN_HOUR,
+    PHONE,
     TRUNK,
     Harness,
     answer_request,
     in_dialog,
     invite,
     make_harness,
+    register,
 )
 from callback_peers import (
     ANSWER_SDP,
@@ -32,6 +34,8 @@ from callback_peers import (
     operator_answers,
     requests,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from acd import events as ac
 from metrics.events import EventKind
@@ -40,7 +44,7 @@ from metrics.tally import Outcome
 from routing import callback, callback_store
 from routing.callback_store import SavedCallback
 from routing.media_plane import DigitDetected
-from sip.message import Response
+from sip.message import Request, Response
 
 SECOND = "call-2@pbx"
 
@@ -238,3 +242,56 @@ def test_priority_and_failed_attempts_are_saved() -> None:
     (item,) = callback_store.pending_at_shutdown(b2bua, now=110.0)
     assert (item.priority, item.attempts) == (2, 1)
     assert offer.call_id != dial.call_id
+
+
+def test_an_offer_made_during_the_shutdown_is_withdrawn_and_its_callback_saved() -> None:
+    """Between the hang-up of every call and the save, an operator freed by the drain
+    may be offered a waiting callback: the offer is withdrawn (CANCEL after the 180, RFC
+    3261 §9.1) and the callback saved, with no `ended` in the log."""
+    h, _ = callback_harness()
+    ask_callback(h)
+    h.now = 100.0
+    register(h)
+    (offer,) = [m for m, _ in h.sent if isinstance(m, Request) and m.method == "INVITE"][-1:]
+    h.deliver(answer_request(offer, 180, to_tag="op1"), PHONE)
+    assert h.core.active_calls() == 1
+    pending = callback_store.pending_at_shutdown(h.core.b2bua, now=101.0)
+    assert [c.call_id for c in pending] == [CALL_ID]
+    assert [c.call_id for c in requests(h.flush(), "CANCEL")] == [offer.call_id]
+    assert h.core.active_calls() == 0
+    assert EventKind.ENDED not in kinds_of(h)
+
+
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1)
+NAME = st.text("abcdefghijklmnopqrstuvwxyzàèéìòù ABC", min_size=1, max_size=20).map(str.strip)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    call_id=TEXT,
+    number=st.from_regex(r"\+?[0-9]{3,15}", fullmatch=True),
+    display=NAME.filter(bool),
+    sub_service=st.none() | TEXT,
+    priority=st.integers(-10, 10),
+    attempts=st.integers(0, 9),
+    entered=st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+)
+def test_the_file_gives_back_what_was_saved(
+    call_id: str,
+    number: str,
+    display: str,
+    sub_service: str | None,
+    priority: int,
+    attempts: int,
+    entered: datetime,
+) -> None:
+    item = SavedCallback(
+        call_id=call_id, service="td", sub_service=sub_service, queue="q", number=number,
+        from_header=f'"{display}" <sip:{number}@10.0.0.1>;tag=x', to_header="<sip:800@h>",
+        caller=number, language="it", trunk=("10.0.0.1", 5060), codec="PCMA",
+        priority=priority, attempts=attempts, entered=entered,
+    )  # fmt: skip
+    data = callback_store.encode([item], saved_at=entered)
+    assert callback_store.decode(data) == ([item], [])
