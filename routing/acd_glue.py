@@ -11,7 +11,7 @@ from acd import events as ac
 from media.sdp import SdpError, parse_sdp, serialize_sdp
 from media.session import MediaParams, NoCommonCodec, build_offer, read_answer
 from metrics.events import EventKind
-from routing import callback, ivr_glue
+from routing import callback, ivr_glue, transfer
 from routing.legs import CITIZEN, CallerLeg, OperatorLeg, Phase, leg_media, operator_invite
 from sip import events as tx
 from sip.message import Request
@@ -60,6 +60,8 @@ def _output(b2bua: B2bua, output: ac.Output, *, now: float) -> None:
         offer(b2bua, call, output, now=now)
     elif isinstance(output, ac.CancelOffer):
         _cancel_offer(b2bua, call, output.operator, now=now)
+    elif isinstance(output, ac.CancelTransfer):
+        transfer.target_withdrawn(b2bua, call, output.operator, now=now)
     elif isinstance(output, ac.PlayAnnouncement):
         _announce(b2bua, call, output)
     elif isinstance(output, ac.Overflow):
@@ -277,8 +279,12 @@ def _refused(b2bua: B2bua, call: CallerLeg, leg: OperatorLeg, status: int, *, no
     b2bua.media.close_leg(leg.media_leg)
     if leg.cancelled:
         return
-    reason = _FAILURES.get(status, ac.OfferFailure.UNREACHABLE)
-    b2bua.acd.offer_rejected(call.call_id, leg.operator, reason=reason, now=now)
+    b2bua.acd.offer_rejected(call.call_id, leg.operator, reason=refusal(status), now=now)
+
+
+def refusal(status: int) -> ac.OfferFailure:
+    """How an ACD input names a phone's final refusal of an INVITE (§21.4, §21.6)."""
+    return _FAILURES.get(status, ac.OfferFailure.UNREACHABLE)
 
 
 def operator_failed(b2bua: B2bua, key: TransactionKey, *, now: float) -> None:

@@ -5,14 +5,21 @@ answered 202, a NOTIFY with `SIP/2.0 100 Trying` follows, and then
 
 - `Refer-To: sip:queue-<name>@...`: the caller goes back to that queue, keeping its
   first queue-entry time (Tm); NOTIFY 200, the operator's leg is hung up;
-- `Refer-To: sip:<operator id>@...`: we INVITE that operator's registered phone;
+- `Refer-To: sip:<operator id>@...`: the ACD reserves that operator as for an offer
+  (`AcdEngine.transfer_to_operator`: refused unless available and registered, and no
+  queue call rings them meanwhile), then we INVITE their registered phone;
 - `Refer-To: sip:<number>@...`: we INVITE the number through the trunk (the referent).
 
 While the target rings the caller hears music on hold. A 2xx bridges the caller to the
 new leg, NOTIFY says 200 and the operator's leg is hung up; a failure, or no answer
 within `transfer_timeout` (CANCEL), is NOTIFYed and the caller goes back to the
 operator, or to the queue when the operator has hung up meanwhile. A transfer to a
-referent counts as escalated (`AcdEngine.transferred_to_referent`).
+referent counts as escalated (`AcdEngine.transferred_to_referent`). An operator target
+who answers owns the call in the ACD (`transfer_answered`: on call, then their own
+wrap-up and disposition; the transferring operator goes to wrap-up); one who does not
+is released (`transfer_failed`, with the queue's ring-no-answer or refusal policy), and
+one the ACD takes back while ringing (paused, logged out: `CancelTransfer`) is CANCELled
+as a refusal.
 
 Attended transfer (`Refer-To` with `Replaces`, RFC 3891) is in `routing.attended`.
 """
@@ -23,6 +30,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from acd.errors import AcdError
+from acd.events import OfferFailure
 from media.sdp import SdpError, parse_sdp, serialize_sdp
 from media.session import MediaParams, NoCommonCodec, build_offer, read_answer
 from metrics.events import EventKind
@@ -174,8 +182,12 @@ def _transferred(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: floa
 
 
 def _operator_done(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) -> None:
-    """The transferring operator's conversation is over: wrap-up, their leg hung up."""
-    b2bua.acd.call_ended(call.call_id, now=now)
+    """The transferring operator's conversation is over: wrap-up, their leg hung up.
+    An operator target takes the call over in the ACD; otherwise it ends there."""
+    if transfer.kind == OPERATOR:
+        b2bua.acd.transfer_answered(call.call_id, transfer.target, now=now)
+    else:
+        b2bua.acd.call_ended(call.call_id, now=now)
     leg = call.operator_legs.get(transfer.operator)
     if leg is not None:
         acd_glue.release_leg(b2bua, call, leg, now=now)
@@ -185,25 +197,40 @@ def operator_left(b2bua: B2bua, call: CallerLeg, leg: OperatorLeg, *, now: float
     """The transferring operator hung up before the target answered: the transfer goes
     on; if it fails, the caller goes back to the queue."""
     leg.dialog = None  # their BYE ended that dialog: no BYE back
-    b2bua.acd.call_ended(call.call_id, now=now)
+    transfer = b2bua.transfers.of_call(call.call_id)
+    if transfer is not None and transfer.kind == OPERATOR:
+        b2bua.acd.transferring_operator_left(call.call_id, now=now)
+    else:
+        b2bua.acd.call_ended(call.call_id, now=now)
     acd_glue.release_leg(b2bua, call, leg, now=now)
 
 
 # -- to a referent or another operator ------------------------------------------------
 
 
-def _destination(b2bua: B2bua, call: CallerLeg, transfer: Transfer) -> tuple[str, Addr] | None:
+def _destination(
+    b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float
+) -> tuple[str, Addr] | None:
     if transfer.kind == OPERATOR:
         bindings = b2bua.endpoint.registrar.lookup(transfer.target)
-        available = str(b2bua.acd.operator_state(transfer.target)) == "available"
-        if not bindings or not available:
+        if not bindings or not _reserve(b2bua, call, transfer.target, now=now):
             return None
         return str(bindings[0].contact.uri), bindings[0].target
     return referent_destination(b2bua, call.addr[0], transfer.target)
 
 
+def _reserve(b2bua: B2bua, call: CallerLeg, operator: str, *, now: float) -> bool:
+    """The ACD reserves the target operator for this call, as for an offer."""
+    try:
+        b2bua.acd.transfer_to_operator(call.call_id, operator, now=now)
+    except AcdError as exc:
+        log.info("transfer of %s to operator %s refused: %s", call.call_id, operator, exc)
+        return False
+    return True
+
+
 def _dial(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) -> None:
-    destination = _destination(b2bua, call, transfer)
+    destination = _destination(b2bua, call, transfer, now=now)
     leg = None
     if destination is not None:
         leg = dial_leg(
@@ -293,7 +320,8 @@ def response(b2bua: B2bua, event: tx.ResponseReceived, *, now: float) -> bool:
         _answered(b2bua, call, transfer, event.response, now=now)
     else:
         b2bua.dialogs.receive_response(transfer.leg.invite, event.response, now=now)
-        _failed(b2bua, call, transfer, status, event.response.reason, now=now)
+        refusal = acd_glue.refusal(status)
+        _failed(b2bua, call, transfer, status, event.response.reason, failure=refusal, now=now)
     return True
 
 
@@ -353,13 +381,21 @@ def _answer_params(leg: OperatorLeg, body: bytes) -> MediaParams | None:
 
 
 def _failed(
-    b2bua: B2bua, call: CallerLeg, transfer: Transfer, status: int, reason: str, *, now: float
+    b2bua: B2bua,
+    call: CallerLeg,
+    transfer: Transfer,
+    status: int,
+    reason: str,
+    *,
+    failure: OfferFailure = OfferFailure.UNREACHABLE,
+    now: float,
 ) -> None:
-    """The target did not take the call: NOTIFY the failure, back to the operator if
-    their leg is still up, else to the queue."""
+    """The target did not take the call (`failure`, for an operator target's ACD
+    release): NOTIFY the failure, back to the operator if their leg is still up, else
+    to the queue."""
     log.info("transfer of %s to %s failed: %s", call.call_id, transfer.target, status)
     notify(b2bua, call, transfer, status, reason or "Failed", now=now)
-    _drop_target(b2bua, transfer)
+    _drop_target(b2bua, transfer, failure, now=now)
     back = call.operator_legs.get(transfer.operator)
     if back is not None and back.dialog is not None:
         call.phase, call.bridged_to = Phase.BRIDGED, back.operator
@@ -368,11 +404,13 @@ def _failed(
         requeue(b2bua, call, call.queue, now=now)
 
 
-def _drop_target(b2bua: B2bua, transfer: Transfer) -> None:
+def _drop_target(b2bua: B2bua, transfer: Transfer, failure: OfferFailure, *, now: float) -> None:
     transfer.given_up, transfer.deadline = True, None
     b2bua.transfers.forget(transfer)
     if transfer.leg is not None:
         b2bua.media.close_leg(transfer.leg.media_leg)
+    if transfer.kind == OPERATOR and not transfer.connected:
+        b2bua.acd.transfer_failed(transfer.call_id, transfer.target, reason=failure, now=now)
 
 
 def handle_timer(b2bua: B2bua, *, now: float) -> None:
@@ -383,9 +421,10 @@ def handle_timer(b2bua: B2bua, *, now: float) -> None:
         if transfer.leg is not None and layer.client_state(transfer.leg.key) is not None:
             layer.cancel(transfer.leg.key, now=now)
         if call is None:
-            _drop_target(b2bua, transfer)
+            _drop_target(b2bua, transfer, OfferFailure.CALLER_GONE, now=now)
         else:
-            _failed(b2bua, call, transfer, 408, "Request Timeout", now=now)
+            timeout = OfferFailure.NO_ANSWER
+            _failed(b2bua, call, transfer, 408, "Request Timeout", failure=timeout, now=now)
     b2bua.transfers.prune(lambda key: layer.client_state(key) is not None)
 
 
@@ -411,11 +450,29 @@ def caller_gone(b2bua: B2bua, call: CallerLeg, *, now: float) -> None:
         leg.dialog = None
     elif leg is not None and b2bua.endpoint.layer.client_state(leg.key) is not None:
         b2bua.endpoint.layer.cancel(leg.key, now=now)
-    _drop_target(b2bua, transfer)
+    _drop_target(b2bua, transfer, OfferFailure.CALLER_GONE, now=now)
+
+
+def target_withdrawn(b2bua: B2bua, call: CallerLeg, operator: str, *, now: float) -> None:
+    """The ACD took back an operator target still ringing (`CancelTransfer`: they
+    paused, logged out or lost their phone): CANCEL it, as a refusal (§9.1)."""
+    transfer = b2bua.transfers.of_call(call.call_id)
+    if transfer is None or (transfer.kind, transfer.target) != (OPERATOR, operator):
+        return
+    if transfer.connected or transfer.given_up or transfer.leg is None:
+        return
+    layer = b2bua.endpoint.layer
+    if layer.client_state(transfer.leg.key) is not None:
+        layer.cancel(transfer.leg.key, now=now)
+    left = OfferFailure.OPERATOR_LEFT
+    _failed(b2bua, call, transfer, 480, "Temporarily Unavailable", failure=left, now=now)
 
 
 def target_hung_up(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) -> None:
     """The transfer's target sent BYE: the caller is hung up."""
     if transfer.leg is not None:
         transfer.leg.dialog = None
-    b2bua.hang_up(call, reason="transfer target hung up", now=now, by=transfer.kind)
+    operator = transfer.target if transfer.kind == OPERATOR else None
+    b2bua.hang_up(
+        call, reason="transfer target hung up", now=now, by=transfer.kind, operator=operator
+    )

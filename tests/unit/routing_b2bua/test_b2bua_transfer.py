@@ -7,11 +7,15 @@ import pytest
 from b2bua_harness import SWITCH, TRUNK, Harness, in_dialog, register
 from phones import (
     PHONES,
+    answer,
     answer_sdp,
+    dial_feature,
     feature_invite,
     finals,
     offer_to,
     ok_to,
+    phone_bye,
+    queue_call,
     requests,
     respond,
 )
@@ -25,12 +29,14 @@ from test_b2bua_hold import (
 )
 
 from acd.operator import OperatorState
+from acd.queue import CallState
 from metrics.events import EventKind
 from sip.digest import answer_challenge
 from sip.message import Message, Request, Response
 
 REFERENT = ("127.0.0.1", 5060)  # the trunk's address, default port
 TARGET_LEG = "call-1@pbx/transfer"
+PHONE_OF = {**PHONES, "1004": ("127.0.0.1", 5094)}
 
 
 def refer(h: Harness, offer: Request, target: str, *, cseq: int = 1) -> list[Message]:
@@ -176,6 +182,41 @@ def test_refer_to_a_queue_requeues_the_caller_and_hangs_up_the_operator() -> Non
     assert h.media.plays()[-1] == (CALLER_LEG, ("music-on-hold",), "it", 0, True)
 
 
+def refused_to(h: Harness, offer: Request, operator: str, *, cseq: int) -> None:
+    """1001 REFERs call-1 to `operator`, who cannot take it: NOTIFY 480, the caller is
+    back with 1001, nothing rings `operator` for call-1 and their state is unchanged."""
+    before = state_of(h, operator)
+    out = refer(h, offer, f"sip:{operator}@127.0.0.1", cseq=cseq)
+    assert [r.status for r in finals(out)] == [202]
+    assert sipfrag(notifies(out)[-1])[0] == "SIP/2.0 480 Temporarily Unavailable"
+    assert "call-1@pbx" not in invited(h, operator)
+    assert h.media.calls[-1] == ("bridge", (CALLER_LEG, OPERATOR_LEG))
+    assert state_of(h, operator) == before
+
+
+def test_refer_to_an_operator_who_cannot_take_it_is_refused() -> None:
+    """Not registered, rung by another transfer, on a call, paused: refused as before
+    the ACD knew of transfers, and a target reserved by a transfer is not available."""
+    h, _, offer = bridged()
+    register(h, "1003", "demo1003", phone=PHONES["1003"])
+    queue_call(h, "call-2@pbx")
+    answer(h, "1003", tag="b3")  # 1003 talks with call-2
+    refused_to(h, offer, "1002", cseq=1)  # not registered
+    register(h, "1002", "demo1002", phone=PHONES["1002"])
+    to_1002 = "Refer-To: <sip:1002@127.0.0.1>"
+    by_1003 = phone_request(
+        "REFER", offer_to(h, "1003"), cseq=1, extra=(to_1002,), tag="b3", operator="1003"
+    )
+    (invite,) = requests(h.deliver(by_1003, PHONES["1003"]), "INVITE")
+    refused_to(h, offer, "1002", cseq=2)  # rung by 1003's transfer of call-2
+    respond(h, invite, 200, tag="o2", operator="1002", body=answer_sdp(33000))
+    refused_to(h, offer, "1002", cseq=3)  # talking with call-2
+    register(h, "1004", "demo1004", phone=PHONE_OF["1004"])
+    h.core.b2bua.acd.operator_pause("1004", now=h.now)
+    refused_to(h, offer, "1004", cseq=4)
+    assert invited(h, "1002") == ["call-2@pbx"]
+
+
 def test_refer_to_another_operator_rings_their_phone() -> None:
     h, _, offer = bridged()
     register(h, "1002", "demo1002", phone=PHONES["1002"])
@@ -187,6 +228,144 @@ def test_refer_to_another_operator_rings_their_phone() -> None:
     moved = [d for d in data_of(h, EventKind.TRANSFERRED) if d["data"]]
     assert [d["data"] for d in moved] == [{"to": "operator", "target": "1002"}]
     assert offer_to(h, "1001").call_id == offer.call_id
+
+
+# -- to another operator, through the ACD (acd.transfer) ---------------------------------
+
+
+def to_1002() -> tuple[Harness, Response, Request, Request]:
+    """A caller talking to 1001, who REFERs them to 1002: our INVITE to 1002's phone."""
+    h, ok, offer = bridged()
+    register(h, "1002", "demo1002", phone=PHONES["1002"])
+    (invite,) = requests(refer(h, offer, "sip:1002@127.0.0.1"), "INVITE")
+    assert [a for m, a in h.sent if m is invite] == [PHONES["1002"]]
+    return h, ok, offer, invite
+
+
+def invited(h: Harness, operator: str) -> list[str]:
+    """The callers' call ids the switch INVITEd `operator`'s phone for, in order."""
+    return [
+        m.headers.get("x-centralino-call-id") or ""
+        for m, a in h.sent
+        if isinstance(m, Request) and m.method == "INVITE" and a == PHONE_OF[operator]
+    ]
+
+
+def state_of(h: Harness, operator: str) -> tuple[OperatorState, str | None]:
+    snap = h.core.b2bua.acd.operator_snapshot(operator, now=h.now)
+    return snap.state, snap.call_id
+
+
+def test_a_transfer_reserves_the_target_so_no_queue_call_rings_them_meanwhile() -> None:
+    h, _, _, invite = to_1002()
+    assert state_of(h, "1002") == (OperatorState.OFFERED, "call-1@pbx")
+    respond(h, invite, 180, tag="o2", operator="1002")
+    queue_call(h, "call-2@pbx")  # the same queue, while 1002's phone rings
+    assert invited(h, "1002") == ["call-1@pbx"]
+    acd = h.core.b2bua.acd
+    assert acd.call_state("call-2@pbx") is CallState.WAITING
+    respond(h, invite, 200, tag="o2", operator="1002", body=answer_sdp(33000))
+    # 1002 talks, 1001 wraps up: call-2 still waits, then goes to 1001 after wrap-up.
+    assert state_of(h, "1002") == (OperatorState.ON_CALL, "call-1@pbx")
+    assert state_of(h, "1001") == (OperatorState.WRAP_UP, None)
+    assert invited(h, "1002") == ["call-1@pbx"]
+    h.advance(9.9)
+    assert invited(h, "1001") == ["call-1@pbx"]
+    h.advance(0.1)  # the queue's wrap-up: 10 s
+    assert invited(h, "1001") == ["call-1@pbx", "call-2@pbx"]
+    assert invited(h, "1002") == ["call-1@pbx"]
+
+
+def test_the_target_owns_the_call_its_hang_up_wrap_up_and_disposition() -> None:
+    h, _, _, invite = to_1002()
+    respond(h, invite, 200, tag="o2", operator="1002", body=answer_sdp(33000))
+    changes = [(d["operator"], d["data"]["state"]) for d in data_of(h, EventKind.OPERATOR_STATE)]  # type: ignore[index]
+    assert changes[-3:] == [("1002", "offered"), ("1001", "wrap_up"), ("1002", "on_call")]
+    assert len(data_of(h, EventKind.ANSWERED)) == 1  # one call, answered once
+    (moved,) = [d for d in data_of(h, EventKind.TRANSFERRED) if d["data"]]
+    assert moved["data"] == {"to": "operator", "target": "1002"} and moved["operator"] == "1001"
+    out = h.deliver(phone_bye(h, invite, tag="o2", operator="1002"), PHONES["1002"])
+    assert [r.status for r in finals(out)] == [200]
+    assert h.core.active_calls() == 0
+    (ended,) = data_of(h, EventKind.ENDED)
+    assert (ended["operator"], ended["data"]) == ("1002", {"by": "operator"})
+    assert state_of(h, "1002") == (OperatorState.WRAP_UP, None)
+    assert dial_feature(h, "*45", "1002", "demo1002", call_id="f5@phone").status == 200
+    (disposition,) = data_of(h, EventKind.DISPOSITION)
+    assert disposition["operator"] == "1002" and disposition["call_id"] == "call-1@pbx"
+    assert disposition["data"] == {"disposition": "resolved", "explicit": "true"}
+    h.advance(9.9)
+    assert state_of(h, "1002")[0] is OperatorState.WRAP_UP
+    h.advance(0.1)  # wrap-up from the hang-up
+    assert state_of(h, "1002") == (OperatorState.AVAILABLE, None)
+
+
+def test_a_busy_target_is_released_and_the_caller_goes_back() -> None:
+    h, _, _, invite = to_1002()
+    assert state_of(h, "1002")[0] is OperatorState.OFFERED
+    out = respond(h, invite, 486, tag="o2", operator="1002")
+    assert sipfrag(notifies(out)[0])[0] == "SIP/2.0 486 X"
+    assert h.media.calls[-1] == ("bridge", (CALLER_LEG, OPERATOR_LEG))
+    assert state_of(h, "1002") == (OperatorState.AVAILABLE, None)
+    assert state_of(h, "1001") == (OperatorState.ON_CALL, "call-1@pbx")
+    # Busy: skipped for the queue's busy_delay (10 s), as after a refused offer.
+    h.advance(5.0)
+    queue_call(h, "call-2@pbx")
+    assert invited(h, "1002") == ["call-1@pbx"]
+    h.advance(5.0)
+    assert invited(h, "1002") == ["call-1@pbx", "call-2@pbx"]
+
+
+def test_a_target_who_does_not_answer_in_time_is_paused_like_after_an_offer() -> None:
+    h, _, _, invite = to_1002()
+    respond(h, invite, 180, tag="o2", operator="1002")
+    h.advance(19.9)
+    assert state_of(h, "1002")[0] is OperatorState.OFFERED
+    out = h.advance(0.1)  # transfer_timeout
+    assert [c.call_id for c in requests(out, "CANCEL")] == [invite.call_id]
+    snap = h.core.b2bua.acd.operator_snapshot("1002", now=h.now)
+    assert (snap.state, snap.reason, snap.call_id) == (OperatorState.PAUSED, "no answer", None)
+    assert state_of(h, "1001") == (OperatorState.ON_CALL, "call-1@pbx")
+    assert data_of(h, EventKind.TRANSFERRED) == []
+
+
+def test_the_target_pausing_while_ringing_cancels_the_transfer() -> None:
+    h, _, offer, invite = to_1002()
+    respond(h, invite, 180, tag="o2", operator="1002")
+    assert dial_feature(h, "*42", "1002", "demo1002", call_id="f2@phone").status == 200
+    (cancel,) = [m for m, _ in h.sent if isinstance(m, Request) and m.method == "CANCEL"]
+    assert cancel.call_id == invite.call_id
+    (failed,) = [n for n, _ in h.sent if isinstance(n, Request) and b"480" in n.body]
+    assert failed.method == "NOTIFY" and failed.call_id == offer.call_id
+    assert h.media.calls[-1] == ("bridge", (CALLER_LEG, OPERATOR_LEG))
+    assert state_of(h, "1002") == (OperatorState.PAUSED, None)
+    assert state_of(h, "1001") == (OperatorState.ON_CALL, "call-1@pbx")
+
+
+def test_the_caller_hanging_up_while_the_target_rings_releases_the_target() -> None:
+    h, ok, _, invite = to_1002()
+    respond(h, invite, 180, tag="o2", operator="1002")
+    assert state_of(h, "1002") == (OperatorState.OFFERED, "call-1@pbx")
+    out = h.deliver(in_dialog("BYE", ok, cseq=2, source=TRUNK), TRUNK)
+    assert [c.call_id for c in requests(out, "CANCEL")] == [invite.call_id]
+    assert state_of(h, "1002") == (OperatorState.AVAILABLE, None)
+    assert state_of(h, "1001") == (OperatorState.WRAP_UP, None)
+    assert h.core.b2bua.acd.call_ids() == []
+
+
+def test_transferring_operator_gone_and_target_refusing_requeues_the_caller() -> None:
+    h, _, offer, invite = to_1002()
+    out = h.deliver(phone_request("BYE", offer, cseq=2), PHONES["1001"])
+    assert [r.status for r in finals(out)] == [200]
+    assert state_of(h, "1001") == (OperatorState.WRAP_UP, None)
+    assert state_of(h, "1002") == (OperatorState.OFFERED, "call-1@pbx")  # still ringing
+    respond(h, invite, 603, tag="o2", operator="1002")
+    acd = h.core.b2bua.acd
+    assert acd.call_queue("call-1@pbx") == "trentino-in-rete"
+    assert acd.call_state("call-1@pbx") is CallState.WAITING  # decline: 1002 skipped 5 s
+    assert state_of(h, "1002") == (OperatorState.AVAILABLE, None)
+    h.advance(5.0)
+    assert invited(h, "1002") == ["call-1@pbx", "call-1@pbx"]
 
 
 def test_refers_that_cannot_be_served_are_refused() -> None:
