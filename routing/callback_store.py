@@ -102,7 +102,7 @@ class Lost:
 
 
 def pending_at_shutdown(b2bua: B2bua, *, now: float) -> list[SavedCallback]:
-    """The callbacks to save, in queue order: after the engine's last words are drained
+    """The callbacks to save, by queue entry: after the engine's last words are drained
     (a final failed attempt ends the call), an offer made in the last instants of the
     shutdown is withdrawn (its callback waits again, with no leg up)."""
     acd_glue.drain(b2bua, now=now)
@@ -204,6 +204,8 @@ def decode(data: bytes) -> tuple[list[SavedCallback], list[Lost]]:
         except (TypeError, ValueError, KeyError, ProtocolError):
             if isinstance(entry, dict) and isinstance(entry.get("call_id"), str):
                 bad.append(_unreadable(entry))
+    if nameless := len(entries) - len(good) - len(bad):
+        log.warning("restart: %d saved callbacks lost: no call id", nameless)
     return good, bad
 
 
@@ -269,16 +271,17 @@ def _unreadable(entry: dict[str, Any]) -> Lost:
 
 
 def restore(b2bua: B2bua, callbacks: Iterable[SavedCallback], *, now: float) -> list[Lost]:
-    """Put each callback back in its queue and in call control, keeping its place (its
-    entry time moved to this process's clock: `now` is `b2bua.wall(now)` on the wall);
-    the ones that cannot be are returned, for `end_lost`."""
+    """Put each callback back in its queue and in call control, keeping its place: its
+    saved wall time of entry becomes a monotonic instant by its distance from
+    `b2bua.wall(now)`. The ones that cannot come back are returned, for `end_lost`."""
     wall_now = b2bua.wall(now)
     lost = []
     restored: Counter[str] = Counter()
     for item in sorted(callbacks, key=lambda c: c.entered):
         entered_at = now - max(0.0, (wall_now - item.entered).total_seconds())
-        reason = _restore_one(b2bua, item, entered_at=entered_at, now=now)
+        reason = _unrestorable(b2bua, item) or _enqueue(b2bua, item, entered_at, now=now)
         if reason is None:
+            _keep(b2bua, item, entered_at=entered_at, now=now)
             restored[item.queue] += 1
         else:
             lost.append(_lost(item, reason))
@@ -288,17 +291,24 @@ def restore(b2bua: B2bua, callbacks: Iterable[SavedCallback], *, now: float) -> 
     return lost
 
 
-def _restore_one(b2bua: B2bua, item: SavedCallback, *, entered_at: float, now: float) -> str | None:
-    """None once restored, else why not."""
-    acd, book = b2bua.acd, callback.desk(b2bua)
-    config = acd.queue_config(item.queue)
+def _unrestorable(b2bua: B2bua, item: SavedCallback) -> str | None:
+    """Why the callback cannot come back, before asking the engine (None: it may)."""
+    config = b2bua.acd.queue_config(item.queue)
     if config is None:
         return "queue removed from the configuration"
     if config.callback_digit is None:
         return "queue offers no callback any more"
-    known = item.call_id in book.waiting or b2bua.calls.get(item.call_id) is not None
-    if known or acd.call_state(item.call_id) is not None:
+    waiting = callback.desk(b2bua).waiting
+    known = item.call_id in waiting or b2bua.calls.get(item.call_id) is not None
+    if known or b2bua.acd.call_state(item.call_id) is not None:
         return "call id already in use"
+    return None
+
+
+def _enqueue(b2bua: B2bua, item: SavedCallback, entered_at: float, *, now: float) -> str | None:
+    """The engine takes the call back at `entered_at` as a callback (None), or why not:
+    its facts about a call it refused reach no caller record and are dropped."""
+    acd = b2bua.acd
     try:
         acd.enqueue(
             item.call_id, item.queue, priority=item.priority, entered_at=entered_at,
@@ -307,8 +317,6 @@ def _restore_one(b2bua: B2bua, item: SavedCallback, *, entered_at: float, now: f
     except AcdError:
         return "refused by the queue"
     if acd.call_queue(item.call_id) != item.queue:
-        # Full, or sent on by `on_no_operator` (nobody is logged in at start): the
-        # engine's facts about it reach no record and are dropped.
         acd.caller_hung_up(item.call_id, now=now)
         return "not taken by the queue (full, or on_no_operator with nobody logged in)"
     try:
@@ -316,7 +324,6 @@ def _restore_one(b2bua: B2bua, item: SavedCallback, *, entered_at: float, now: f
     except AcdError:
         acd.caller_hung_up(item.call_id, now=now)
         return "refused by the queue"
-    _keep(b2bua, item, entered_at=entered_at, now=now)
     return None
 
 

@@ -38,6 +38,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from acd import events as ac
+from acd.config import OverflowAction, OverflowKind
 from metrics.events import EventKind
 from metrics.kpi import CallCounted, KpiEngine
 from metrics.tally import Outcome
@@ -295,3 +296,25 @@ def test_the_file_gives_back_what_was_saved(
     )  # fmt: skip
     data = callback_store.encode([item], saved_at=entered)
     assert callback_store.decode(data) == ([item], [])
+
+
+def test_a_queue_sending_callers_elsewhere_when_nobody_is_logged_in_refuses_it() -> None:
+    """At start nobody is logged in: a queue with `on_no_operator` would send the call
+    on, so the callback is ended as lost (the ACD has no input to take it back as a
+    callback without that check), and nothing of it is left in the engine."""
+    old, _ = callback_harness()
+    ask_callback(old)
+    saved = shut_down(old, now=30.0)
+    settings = old.settings
+    elsewhere = OverflowAction(action=OverflowKind.MESSAGE_AND_HANGUP)
+    queues = [
+        q.model_copy(update={"callback_digit": "5", "on_no_operator": elsewhere})
+        if q.name == QUEUE
+        else q
+        for q in settings.queues
+    ]
+    h = make_harness(settings.model_copy(update={"queues": queues}))
+    (lost,) = callback_store.restore(h.core.b2bua, saved, now=40.0)
+    assert lost.reason.startswith("not taken by the queue")
+    assert h.core.b2bua.acd.call_ids() == [] and h.sent == []
+    assert callback.desk(h.core.b2bua).waiting == {}
