@@ -123,7 +123,10 @@ class Switch:
         config.load()
         self.http = uvicorn.Server(config)
         self.http.lifespan = config.lifespan_class(config)
-        await self.http.startup()
+        try:
+            await self.http.startup()
+        except SystemExit:  # uvicorn ends the process when it cannot bind: clean up first
+            raise OSError(f"cannot listen for HTTP on {http}") from None
         if self.http.should_exit:
             raise OSError(f"cannot listen for HTTP on {http}")
         log.info("centralino serving", extra={"sip": str(listen), "http": str(http)})
@@ -186,6 +189,7 @@ async def serve(settings: Settings, *, drain_seconds: float) -> int:
         await switch.start()
     except OSError as exc:
         log.error("cannot start: %s", exc)
+        await switch.drain(0)  # the callbacks `start` restored are saved again
         await switch.stop()
         return 1
     # Everything built so far lives as long as the process: keep it out of the

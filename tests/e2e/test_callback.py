@@ -162,8 +162,9 @@ def test_a_callback_waiting_at_a_restart_keeps_its_place_and_is_called_back(
 ) -> None:
     """SIGTERM with a callback waiting (no operator ever came): it is saved in
     `callbacks.json` (0600: the citizen's number), with a WARNING giving the count, never
-    the number; the switch started again on the same data folder restores it, removes
-    the file, offers it to the operator who registers and dials the citizen. The log
+    the number; a start that fails (HTTP port taken) after restoring it saves it again;
+    the switch started again on the same data folder restores it, removes the file,
+    offers it to the operator who registers and dials the citizen. The log
     has one call id with one `arrived` and one `ended`, its last event."""
     config = write_config(
         tmp_path, ring_timeout=5.0, queue_extra={"callback_digit": "5", "callback_attempts": 1}
@@ -182,6 +183,15 @@ def test_a_callback_waiting_at_a_restart_keeps_its_place_and_is_called_back(
     (entry,) = json.loads(saved.read_text())["callbacks"]
     assert (entry["call_id"], entry["number"], entry["queue"]) == (call.call_id, CITIZEN, "acd")
     assert [e.kind for e in events(switch) if e.kind in ("ended", "overflowed")] == []
+    with socket.socket() as busy:  # a start that fails after restoring saves them again
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        http = f"127.0.0.1:{busy.getsockname()[1]}"
+        with pytest.raises(RuntimeError, match="cannot start") as failed:
+            start_switch(tmp_path, config, "--http", http)
+    assert "1 pending callbacks of queue acd saved for the next start" in str(failed.value)
+    (entry,) = json.loads(saved.read_text())["callbacks"]
+    assert entry["call_id"] == call.call_id
 
     switch = start_switch(tmp_path, config)  # the same data folder
     try:
@@ -208,7 +218,7 @@ def test_a_callback_waiting_at_a_restart_keeps_its_place_and_is_called_back(
     assert kinds.count("arrived") == 1 and kinds.count("ended") == 1
     assert kinds[-1] == "ended" or kinds[-2:] == ["ended", "disposition"]
     callbacks = [e.data.get("callback") for e in own if e.kind == "queued"]
-    assert callbacks == [None, "requested", "restored"]
+    assert callbacks == [None, "requested", "restored", "restored"]  # two starts
     (answered,) = [e for e in own if e.kind == "answered"]
     assert (answered.operator, answered.data.get("callback")) == ("1001", "true")
     assert not saved.exists()  # nothing left to save at the second shutdown
