@@ -77,6 +77,9 @@ class _Call:
     channel: str = "voice"
     queued_mono: float | None = None
     queued_wall_us: int | None = None
+    restarted: bool = False
+    """The call crossed a restart of the switch (a restored callback): its `mono` values
+    come from two processes, so its durations are taken from wall time."""
     overflowed: bool = False
     outcome: Outcome | None = None
     disposition: Disposition | None = None
@@ -209,6 +212,8 @@ class KpiEngine:
         if call.outcome is not None:
             return
         call.overflowed = False
+        if event.data.get("callback") == "restored":
+            call.restarted = True
         if call.queued_mono is not None:
             return  # requeued (overflow, transfer): Tm keeps the first queue entry
         self._on_ivr_step(call, event)
@@ -221,9 +226,19 @@ class KpiEngine:
     def _on_answered(self, call: _Call, event: Fact) -> None:
         if call.outcome is not None:
             return
-        start = call.first_mono if call.queued_mono is None else call.queued_mono
-        wait_us = round((event.mono - start) * 1_000_000)
+        queued = call.queued_mono is not None
+        wait_us = self._since(call, event, queued=queued)
         self._classify(call, Outcome.ANSWERED, wait_us=wait_us, at=event.mono)
+
+    @staticmethod
+    def _since(call: _Call, event: Fact, *, queued: bool) -> int:
+        """Whole microseconds from the queue entry (or the arrival) to `event`: by the
+        monotonic clock, or by wall time for a call that crossed a restart."""
+        if call.restarted:
+            start_us = call.queued_wall_us if queued else call.first_wall_us
+            return event.wall_us - (start_us if start_us is not None else call.first_wall_us)
+        start = call.queued_mono if queued and call.queued_mono is not None else call.first_mono
+        return round((event.mono - start) * 1_000_000)
 
     def _on_hangup(self, call: _Call, event: Fact) -> None:
         if call.outcome is not None:
@@ -235,9 +250,7 @@ class KpiEngine:
         else:
             queued = self.config.abandon_reference == "queued"
             # Whole microseconds, so a 10.0 s wait is never 10.000000001 s after float math.
-            waited_us = round(
-                (event.mono - (call.queued_mono if queued else call.first_mono)) * 1e6
-            )
+            waited_us = self._since(call, event, queued=queued)
             long_wait = waited_us > self._threshold_us
             outcome = Outcome.ABANDONED if long_wait else Outcome.SHORT_ABANDONED
         self._classify(call, outcome, at=event.mono)

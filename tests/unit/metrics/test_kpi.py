@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from _metrics_helpers import ROME, Script, always_open, office_hours, rome
 
-from metrics.events import EventKind
+from metrics.events import CallEvent, EventKind
 from metrics.kpi import CallCounted, IvrMeasured, KpiConfig, KpiEngine
 from metrics.tally import KpiError, Outcome
 
@@ -317,3 +317,42 @@ def test_late_facts_never_open_a_call() -> None:
     s.add(EventKind.OPERATOR_STATE, None, t, operator="o", data={"state": "available"})
     f = run(s).figures("td", ("day", DAY))
     assert sum(f.counts.values()) == 0
+
+
+def test_a_callback_restored_after_a_reboot_is_timed_by_wall_clock() -> None:
+    """Queued at 10:00 in one process; the machine reboots (its monotonic clock starts
+    again near 0); the callback is restored and the citizen answers at 10:25 by wall
+    clock. Ti is 25 min: by `mono` it would be negative."""
+    s = Script()
+    t = rome(2026, 11, 24, 10, 0)
+    s.add(EventKind.ARRIVED, "cb", t, service="td")
+    s.add(EventKind.QUEUED, "cb", t + timedelta(seconds=5), service="td", queue="td")
+    s.add(EventKind.QUEUED, "cb", t + timedelta(seconds=30), service="td", queue="td",
+          data={"callback": "requested"})  # fmt: skip
+    rebooted = [
+        (EventKind.QUEUED, timedelta(minutes=20), {"callback": "restored"}),
+        (EventKind.ANSWERED, timedelta(minutes=25, seconds=5), {"callback": "true"}),
+    ]
+    for kind, after, data in rebooted:
+        wall = t + after
+        s.events.append(
+            CallEvent(kind=kind, call_id="cb", service="td", queue="td", wall=wall,
+                      mono=12.0 + after.total_seconds() - 1200, data=data)
+        )  # fmt: skip
+    f = run(s).figures("td", ("day", DAY))
+    assert f.taken == 1 and f.tm == pytest.approx(25 * 60.0)
+    assert f.abandoned == 0 and f.counts.get("short_abandoned", 0) == 0
+
+
+def test_without_a_restart_durations_ignore_wall_clock_steps() -> None:
+    """An NTP step of +1 h between queue entry and answer: Ti stays the monotonic 8 s."""
+    s = Script()
+    t = rome(2026, 11, 24, 10, 0)
+    s.add(EventKind.ARRIVED, "c", t, service="td")
+    s.add(EventKind.QUEUED, "c", t, service="td", queue="td")
+    stepped = CallEvent(
+        kind=EventKind.ANSWERED, call_id="c", service="td", queue="td",
+        wall=t + timedelta(hours=1, seconds=8), mono=s.events[-1].mono + 8.0,
+    )  # fmt: skip
+    s.events.append(stepped)
+    assert run(s).figures("td", ("day", DAY)).tm == pytest.approx(8.0)
