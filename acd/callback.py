@@ -13,7 +13,12 @@ again. `callback_answered` makes it an answered call (`CallAnswered`, callback=T
 from __future__ import annotations
 
 from acd.core import RETRY
-from acd.errors import CallbackUnavailableError, UnknownCallError
+from acd.errors import (
+    CallbackUnavailableError,
+    DuplicateCallError,
+    UnknownCallError,
+    UnknownQueueError,
+)
 from acd.events import CallbackFailed, CallbackRequested, OfferFailure
 from acd.operator import OperatorInput
 from acd.queue import Call, CallInput, CallState
@@ -41,6 +46,50 @@ class CallbackInputs(OperatorControls):
             self._emit(CallbackRequested(call_id=call_id, queue=call.queue, number=target, at=now))
         call.callback_number = target
         self._dispatch(now=now)
+
+    def restore_callback(
+        self,
+        call_id: str,
+        queue: str,
+        *,
+        number: str,
+        entered_at: float,
+        priority: int = 0,
+        caller: str = "",
+        attempts: int = 0,
+        retry_at: float | None = None,
+        now: float,
+    ) -> None:
+        """A callback saved at a shutdown comes back (the engine lives in memory): in
+        `queue` at its place (`entered_at`, on this process's clock), with the attempts
+        already made, not offered before `retry_at`. It is a promise already made, so
+        the checks of a new caller do not apply: a full queue, nobody logged in yet (at
+        start nobody is), max-wait and announcements (nobody is on the line). No fact
+        is emitted: routing logs the restart itself."""
+        if queue not in self._queues:
+            raise UnknownQueueError(f"unknown queue {queue!r}")
+        if call_id in self._calls:
+            raise DuplicateCallError(f"call {call_id!r} is already in the ACD")
+        if self._queue_cfg[queue].callback_digit is None:
+            raise CallbackUnavailableError(f"queue {queue!r} offers no callback")
+        self._seq += 1
+        call = Call(call_id, queue, priority, entered_at, now, caller, self._seq)
+        call.callback_number, call.callback_attempts = number, attempts
+        call.visited = (queue,)
+        self._calls[call_id] = call
+        self._queues[queue].add(call)
+        if retry_at is not None and retry_at > now:
+            call.not_before = retry_at
+            self._timers.schedule((RETRY, call_id), retry_at)
+        self._dispatch(now=now)
+
+    def callback_retry_at(self, call_id: str) -> float | None:
+        """When a callback may be offered again after a failed attempt (an instant in
+        the past once due); None for a call that is not a callback or never failed."""
+        call = self._calls.get(call_id)
+        if call is None or call.callback_number is None or call.not_before <= 0.0:
+            return None
+        return call.not_before
 
     def callback_answered(self, call_id: str, *, now: float) -> None:
         """The citizen answered the callback: operator and citizen are talking."""

@@ -6,6 +6,7 @@ import pytest
 from acd_unit_helpers import Harness, Phones, make_config
 
 from acd.config import OverflowKind
+from acd.errors import DuplicateCallError, UnknownQueueError
 from acd.events import (
     CallAbandoned,
     CallAnswered,
@@ -209,6 +210,36 @@ def test_failed_callback_retries_in_place_then_gives_up() -> None:
     assert h.of(CallbackFailed, h.drain())[-1].final is True
     assert h.engine.call_ids() == []
     assert h.engine.operator_state("op1") is OperatorState.AVAILABLE
+
+
+def test_a_restored_callback_keeps_its_place_attempts_and_retry() -> None:
+    """After a restart: a queue of 1 that turns new callers away when nobody is logged
+    in still takes the restored callback (a promise), at its entry time, silently; its
+    one attempt left and its retry at 50 s hold."""
+    h = Harness(
+        make_config(
+            operators=1, callback_digit="1", callback_attempts=2, max_len=1,
+            on_no_operator={"action": "message-and-hangup"},
+        )
+    )  # fmt: skip
+    h.engine.restore_callback(
+        "c1", "q", number="101", entered_at=-300.0, attempts=1, retry_at=50.0, now=0
+    )
+    assert h.drain() == [] and h.engine.queued_calls("q") == ["c1"]
+    assert h.engine.callback_retry_at("c1") == 50.0
+    with pytest.raises(DuplicateCallError):
+        h.engine.restore_callback("c1", "q", number="101", entered_at=0.0, now=0)
+    with pytest.raises(UnknownQueueError):
+        h.engine.restore_callback("c9", "nope", number="1", entered_at=0.0, now=0)
+    h.now = 10
+    h.ready_all()
+    h.engine.enqueue("c2", "q", caller="102", now=11)  # the queue holds one: full
+    assert offers(h, h.drain()) == []  # the callback's retry is not due yet
+    assert offers(h, h.advance(50)) == [("c1", "op1")]
+    h.engine.offer_answered("c1", "op1", now=51)
+    h.engine.callback_failed("c1", now=60)
+    assert h.of(CallbackFailed, h.drain())[-1].final is True  # 2 of 2
+    assert h.engine.call_ids() == []
 
 
 def test_wrap_up_ends_on_time_or_earlier_on_request() -> None:
