@@ -5,10 +5,13 @@ their turn (`routing.callback`: nobody on any leg) become `SavedCallback`s, whic
 runtime writes to a file (`encode`); at the next start, once the ACD is built and before
 SIP is served, `restore` puts each back:
 
-- in the ACD, with `enqueue` at its original queue-entry time converted from the saved
-  wall time to this process's monotonic clock (`entered_at`), then `request_callback`
-  with the saved number. The engine serves by priority, then entry time, so the callback
-  keeps its place ahead of everyone who queued after it, before or after the restart;
+- in the ACD, with `restore_callback` at its original queue-entry time converted from
+  the saved wall time to this process's monotonic clock (`entered_at`), with the saved
+  number, the attempts already made and any retry delay still running. The engine
+  serves by priority, then entry time, so the callback keeps its place ahead of everyone
+  who queued after it, before or after the restart; as a promise already made it joins
+  even a full queue, or one whose `on_no_operator` would turn a new caller away (at
+  start nobody is logged in yet);
 - in call control, as the first caller record that `routing.callback.revive` copies
   when its turn comes: the identity the operator's screen pop shows (the From header),
   the number the citizen called (the To header: they see it calling back), the trunk.
@@ -16,33 +19,34 @@ SIP is served, `restore` puts each back:
 The call keeps its call id and its event log goes on: no second `arrived`; one `queued`
 with `callback: restored` marks the restart (the KPI engine, which replayed the month,
 keeps the first queue entry; queue_log enters a call once). A callback that cannot be
-restored (its queue removed or no longer offering callbacks, an unreadable entry, the
-queue refusing it) ends as a lost one always did: `overflowed` (reason `shutdown`) then
-`ended`; the process log gives the count and the reason, never the numbers.
-
-Limits of the ACD's public input API (acd/engine.py, acd/callback.py): the attempts
-already made are saved but the engine counts them again from zero, a retry delay in
-progress is not kept, and a queue with `on_no_operator` refuses the call at start,
-nobody being logged in yet (it is then ended as not restorable).
+restored (its queue removed or no longer offering callbacks, an unreadable entry, a call
+id in use) ends as a lost one always did: `overflowed` (reason `shutdown`) then `ended`;
+the process log gives the count and the reason, never the numbers. The file's form is
+`routing.callback_codec`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC
+from typing import TYPE_CHECKING
 
 from acd.errors import AcdError
 from media.sdp import Direction
 from media.session import MediaParams
 from metrics.events import EventKind
 from routing import acd_glue, callback
+from routing.callback_codec import (
+    VERSION,
+    CallbackFileError,
+    Lost,
+    SavedCallback,
+    decode,
+    encode,
+)
 from routing.legs import CITIZEN, CallerLeg, Phase
-from sip.errors import ProtocolError
 from sip.headers import parse_address
 from sip.message import Headers, Request
 from sip.transaction import ServerTransactionKey
@@ -50,53 +54,24 @@ from sip.transaction import ServerTransactionKey
 if TYPE_CHECKING:
     from routing.b2bua import B2bua
 
+__all__ = [
+    "LOST_REASON",
+    "VERSION",
+    "CallbackFileError",
+    "Lost",
+    "SavedCallback",
+    "decode",
+    "encode",
+    "end_lost",
+    "pending_at_shutdown",
+    "restore",
+    "saved",
+]
+
 log = logging.getLogger(__name__)
 
-VERSION = 1
-"""The file format's version (`version` at the top); another one is not read."""
 LOST_REASON = "shutdown"
 """The `overflowed` reason of a callback lost at a restart (docs/events.md)."""
-
-
-class CallbackFileError(ValueError):
-    """The saved callbacks cannot be read at all (not JSON, another version...)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SavedCallback:
-    """What a pending callback needs to be put back in its queue after a restart."""
-
-    call_id: str
-    service: str
-    sub_service: str | None
-    queue: str
-    number: str
-    """The number to call back (personal data: never logged)."""
-    from_header: str
-    """The caller's From: the identity the operator's screen pop shows."""
-    to_header: str
-    """The caller's To: the service number they called, which calls them back."""
-    caller: str
-    language: str
-    trunk: tuple[str, int]
-    """Where the call came from (the citizen is dialed there without an outbound trunk)."""
-    codec: str
-    priority: int
-    attempts: int
-    entered: datetime
-    """The first queue entry, UTC wall time (aware)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Lost:
-    """A pending callback that could not be restored, and why."""
-
-    call_id: str
-    service: str | None
-    sub_service: str | None
-    queue: str | None
-    reason: str
-
 
 # -- shutdown -------------------------------------------------------------------------------
 
@@ -112,12 +87,13 @@ def pending_at_shutdown(b2bua: B2bua, *, now: float) -> list[SavedCallback]:
         if call.call_id in book.waiting and (citizen is None or not citizen.answered):
             b2bua.hang_up(call, reason="shutdown", now=now)
     waiting = [c for c in book.waiting.values() if b2bua.calls.get(c.call_id) is None]
-    return sorted((_saved(b2bua, first) for first in waiting), key=lambda s: s.entered)
+    return sorted((_saved(b2bua, first, now=now) for first in waiting), key=lambda s: s.entered)
 
 
-def _saved(b2bua: B2bua, first: CallerLeg) -> SavedCallback:
+def _saved(b2bua: B2bua, first: CallerLeg, *, now: float) -> SavedCallback:
     book = callback.desk(b2bua)
     entered = first.queued_at if first.queued_at is not None else first.arrived_at
+    retry = b2bua.acd.callback_retry_at(first.call_id)
     return SavedCallback(
         call_id=first.call_id,
         service=first.service,
@@ -133,6 +109,7 @@ def _saved(b2bua: B2bua, first: CallerLeg) -> SavedCallback:
         priority=book.priority.get(first.call_id, 0),
         attempts=book.attempts.get(first.call_id, 0),
         entered=b2bua.wall(entered).astimezone(UTC),
+        retry_at=b2bua.wall(retry).astimezone(UTC) if retry is not None and retry > now else None,
     )
 
 
@@ -146,125 +123,6 @@ def saved(b2bua: B2bua, callbacks: Sequence[SavedCallback]) -> None:
         log.warning(
             "shutdown: %d pending callbacks of queue %s saved for the next start", count, queue
         )
-
-
-# -- the file -------------------------------------------------------------------------------
-
-
-def encode(callbacks: Sequence[SavedCallback], *, saved_at: datetime) -> bytes:
-    """The file's bytes: one JSON object, `version`, `saved_at` and `callbacks`."""
-    document = {
-        "version": VERSION,
-        "saved_at": _wall_text(saved_at),
-        "callbacks": [_entry(item) for item in callbacks],
-    }
-    return json.dumps(document, indent=1, sort_keys=True).encode() + b"\n"
-
-
-def _entry(item: SavedCallback) -> dict[str, Any]:
-    return {
-        "call_id": item.call_id,
-        "service": item.service,
-        "sub_service": item.sub_service,
-        "queue": item.queue,
-        "number": item.number,
-        "from": item.from_header,
-        "to": item.to_header,
-        "caller": item.caller,
-        "language": item.language,
-        "trunk": [item.trunk[0], item.trunk[1]],
-        "codec": item.codec,
-        "priority": item.priority,
-        "attempts": item.attempts,
-        "entered": _wall_text(item.entered),
-    }
-
-
-def _wall_text(wall: datetime) -> str:
-    return wall.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def decode(data: bytes) -> tuple[list[SavedCallback], list[Lost]]:
-    """The callbacks of a saved file, and the entries that cannot be restored (those
-    without even a call id are left out: nothing can end them in the log)."""
-    try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CallbackFileError(f"not JSON: {exc}") from None
-    if not isinstance(document, dict) or document.get("version") != VERSION:
-        raise CallbackFileError(f"not a version {VERSION} callbacks file")
-    entries = document.get("callbacks")
-    if not isinstance(entries, list):
-        raise CallbackFileError("no list of callbacks")
-    good: list[SavedCallback] = []
-    bad: list[Lost] = []
-    for entry in entries:
-        try:
-            good.append(_parse_entry(entry))
-        except (TypeError, ValueError, KeyError, ProtocolError):
-            if isinstance(entry, dict) and isinstance(entry.get("call_id"), str):
-                bad.append(_unreadable(entry))
-    if nameless := len(entries) - len(good) - len(bad):
-        log.warning("restart: %d saved callbacks lost: no call id", nameless)
-    return good, bad
-
-
-def _parse_entry(entry: Any) -> SavedCallback:
-    host, port = entry["trunk"]
-    item = SavedCallback(
-        call_id=_text(entry, "call_id"),
-        service=_text(entry, "service"),
-        sub_service=None if entry.get("sub_service") is None else _text(entry, "sub_service"),
-        queue=_text(entry, "queue"),
-        number=_text(entry, "number"),
-        from_header=_text(entry, "from"),
-        to_header=_text(entry, "to"),
-        caller=_text(entry, "caller", empty=True),
-        language=_text(entry, "language"),
-        trunk=(_text({"trunk": host}, "trunk"), _integer({"trunk": port}, "trunk")),
-        codec=_text(entry, "codec"),
-        priority=_integer(entry, "priority"),
-        attempts=_integer(entry, "attempts"),
-        entered=_wall(entry["entered"]),
-    )
-    parse_address(item.from_header)  # both are read again when the call is offered
-    parse_address(item.to_header)
-    return item
-
-
-def _text(entry: dict[str, Any], key: str, *, empty: bool = False) -> str:
-    value = entry[key]
-    if not isinstance(value, str) or not (value or empty):
-        raise ValueError(key)
-    return value
-
-
-def _integer(entry: dict[str, Any], key: str) -> int:
-    value = entry[key]
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(key)
-    return value
-
-
-def _wall(value: Any) -> datetime:
-    wall = datetime.fromisoformat(value)
-    if wall.tzinfo is None:
-        raise ValueError("entered has no time zone")
-    return wall.astimezone(UTC)
-
-
-def _unreadable(entry: dict[str, Any]) -> Lost:
-    def optional(key: str) -> str | None:
-        value = entry.get(key)
-        return value if isinstance(value, str) and value else None
-
-    return Lost(
-        call_id=entry["call_id"],
-        service=optional("service"),
-        sub_service=optional("sub_service"),
-        queue=optional("queue"),
-        reason="unreadable entry",
-    )
 
 
 # -- start ----------------------------------------------------------------------------------
@@ -306,24 +164,18 @@ def _unrestorable(b2bua: B2bua, item: SavedCallback) -> str | None:
 
 
 def _enqueue(b2bua: B2bua, item: SavedCallback, entered_at: float, *, now: float) -> str | None:
-    """The engine takes the call back at `entered_at` as a callback (None), or why not:
-    its facts about a call it refused reach no caller record and are dropped."""
-    acd = b2bua.acd
+    """The engine takes the callback back at `entered_at` (None), or why not."""
+    retry_at = None
+    if item.retry_at is not None:
+        retry_at = now + (item.retry_at - b2bua.wall(now)).total_seconds()
     try:
-        acd.enqueue(
-            item.call_id, item.queue, priority=item.priority, entered_at=entered_at,
-            caller=item.caller, now=now,
+        b2bua.acd.restore_callback(
+            item.call_id, item.queue, number=item.number, entered_at=entered_at,
+            priority=item.priority, caller=item.caller, attempts=item.attempts,
+            retry_at=retry_at, now=now,
         )  # fmt: skip
-    except AcdError:
-        return "refused by the queue"
-    if acd.call_queue(item.call_id) != item.queue:
-        acd.caller_hung_up(item.call_id, now=now)
-        return "not taken by the queue (full, or on_no_operator with nobody logged in)"
-    try:
-        acd.request_callback(item.call_id, number=item.number, now=now)
-    except AcdError:
-        acd.caller_hung_up(item.call_id, now=now)
-        return "refused by the queue"
+    except AcdError as exc:
+        return f"refused by the queue ({exc})"
     return None
 
 

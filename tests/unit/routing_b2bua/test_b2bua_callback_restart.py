@@ -298,10 +298,10 @@ def test_the_file_gives_back_what_was_saved(
     assert callback_store.decode(data) == ([item], [])
 
 
-def test_a_queue_sending_callers_elsewhere_when_nobody_is_logged_in_refuses_it() -> None:
-    """At start nobody is logged in: a queue with `on_no_operator` would send the call
-    on, so the callback is ended as lost (the ACD has no input to take it back as a
-    callback without that check), and nothing of it is left in the engine."""
+def test_a_queue_sending_new_callers_elsewhere_when_nobody_is_logged_in_keeps_it() -> None:
+    """At start nobody is logged in: a queue with `on_no_operator` would turn a new
+    caller away, but a restored callback is a promise already made: it waits, and the
+    first operator who logs in is offered it."""
     old, _ = callback_harness()
     ask_callback(old)
     saved = shut_down(old, now=30.0)
@@ -314,7 +314,40 @@ def test_a_queue_sending_callers_elsewhere_when_nobody_is_logged_in_refuses_it()
         for q in settings.queues
     ]
     h = make_harness(settings.model_copy(update={"queues": queues}))
-    (lost,) = callback_store.restore(h.core.b2bua, saved, now=40.0)
-    assert lost.reason.startswith("not taken by the queue")
-    assert h.core.b2bua.acd.call_ids() == [] and h.sent == []
-    assert callback.desk(h.core.b2bua).waiting == {}
+    h.now = 40.0
+    assert callback_store.restore(h.core.b2bua, saved, now=h.now) == []
+    assert h.core.b2bua.acd.queued_calls(QUEUE) == [CALL_ID]
+    offer, _ = operator_answers(h)
+    assert offer.headers.get("x-centralino-callback") == NUMBER
+
+
+def test_the_attempts_made_and_a_running_retry_delay_survive_the_restart() -> None:
+    """Two attempts at most, 60 s apart. The first fails before the shutdown (at 105 s):
+    saved with 1 attempt and a retry at 165 s. After the restart an operator is ready at
+    130 s but is not offered it before 165 s; the second failure is the last one."""
+    old, _ = callback_harness(attempts=2, retry=60)
+    ask_callback(old)
+    old.now = 100.0
+    _, out = operator_answers(old)
+    (dial,) = requests(out, "INVITE")
+    old.now = 105.0
+    old.deliver(answer_request(dial, 486, to_tag="cit"), TRUNK)
+    (item,) = shut_down(old, now=110.0)
+    assert item.attempts == 1 and item.retry_at == OPEN_HOUR + timedelta(seconds=165.0)
+
+    h, _ = restarted(0.0)  # the same monotonic clock: no reboot
+    h.now = 120.0
+    assert callback_store.restore(h.core.b2bua, [item], now=h.now) == []
+    h.now = 130.0
+    register(h)
+    invites = lambda: [m for m, _ in h.sent if isinstance(m, Request) and m.method == "INVITE"]  # noqa: E731
+    h.advance(30.0)  # 160 s: the retry is not due
+    assert invites() == []
+    h.advance(10.0)  # 170 s: offered (and retransmitted, unanswered, over UDP)
+    offer = invites()[0]
+    assert {m.call_id for m in invites()} == {offer.call_id}
+    assert offer.headers.get("x-centralino-callback") == NUMBER
+    out = h.deliver(answer_request(offer, 200, to_tag="op1", body=ANSWER_SDP), PHONE)
+    (dial,) = requests(out, "INVITE")
+    h.deliver(answer_request(dial, 486, to_tag="cit"), TRUNK)
+    assert kinds_of(h)[-2:] == [EventKind.OVERFLOWED, EventKind.ENDED]  # 2 of 2: given up
