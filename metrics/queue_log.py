@@ -23,6 +23,8 @@ NONE = "NONE"
 # Operator states meaning "not a queue member": the ACD says logged_out.
 _OFFLINE = {"logged_out": "offline", "offline": "offline"}
 CONTEXT = "centralino"
+# Operator states in which an offer to them is over (the ACD's `operator_state` values).
+_NOT_ON_A_CALL = frozenset({"available", "paused", "offline"})
 
 
 @dataclass(slots=True, kw_only=True)
@@ -44,13 +46,25 @@ class QueueLog:
         self._calls: dict[str, _Waiting] = {}
         self._queues: dict[str, list[str]] = {}
         self._operator_state: dict[str, str] = {}
+        self._ringing: dict[str, str] = {}  # operator -> the call offered to them
 
     def receive_event(self, event: CallEvent) -> list[str]:
         """The queue_log lines `event` gives (often none)."""
         handler = _HANDLERS.get(event.kind)
         if handler is None:
             return []
-        return [_line(event, *fields) for fields in handler(self, event)]
+        out = self._rang_out(event) if event.kind is EventKind.OPERATOR_STATE else []
+        return out + [_line(event.wall_us, event.call_id, *f) for f in handler(self, event)]
+
+    def _rang_out(self, e: CallEvent) -> list[str]:
+        """An operator free again without a CONNECT: the offer rang out, was refused, or
+        (a callback) the citizen did not answer. Said now, with the ring time so far."""
+        state = _OFFLINE.get(e.data.get("state", ""), e.data.get("state", ""))
+        call_id = self._ringing.get(e.operator or "")
+        call = self._calls.get(call_id or "")
+        if state not in _NOT_ON_A_CALL or call is None or call.offered_to != e.operator:
+            return []
+        return [_line(e.wall_us, call_id, *f) for f in self._ring_no_answer(call, e.mono)]
 
     # -- calls ----------------------------------------------------------------------------
 
@@ -69,6 +83,8 @@ class QueueLog:
             return []
         out = self._ring_no_answer(call, e.mono)
         call.offered_to, call.offered_at = e.operator, e.mono
+        if e.operator is not None and e.call_id is not None:
+            self._ringing[e.operator] = e.call_id
         return out
 
     def _on_answered(self, e: CallEvent) -> list[tuple[str, ...]]:
@@ -76,6 +92,7 @@ class QueueLog:
         if call is None or call.connected_at is not None:
             return []
         self._leave(e.call_id, call)
+        self._ringing.pop(e.operator or "", None)
         call.connected_at, call.agent = e.mono, e.operator
         ring = _secs(e.mono - call.offered_at) if call.offered_to else 0
         leg = e.data.get("leg", e.operator or "")
@@ -156,6 +173,7 @@ class QueueLog:
             return []
         ring_ms = round((now - call.offered_at) * 1000)
         agent, call.offered_to = call.offered_to, None
+        self._ringing.pop(agent, None)
         return [(call.queue, agent, "RINGNOANSWER", str(ring_ms))]
 
 
@@ -175,9 +193,9 @@ def _clean(text: str) -> str:
     return text.replace("|", "_").replace("\n", " ").replace("\r", " ")
 
 
-def _line(event: CallEvent, queue: str, agent: str, *fields: str) -> str:
-    epoch = event.wall_us // 1_000_000
-    parts = [str(epoch), event.call_id or NONE, queue, agent, *fields]
+def _line(wall_us: int, call_id: str | None, queue: str, agent: str, *fields: str) -> str:
+    epoch = wall_us // 1_000_000
+    parts = [str(epoch), call_id or NONE, queue, agent, *fields]
     return "|".join(_clean(p) for p in parts)
 
 

@@ -105,3 +105,50 @@ def test_default_caller_hangup_and_ignored_events() -> None:
         f"{E + 3}|x|q|op1|CONNECT|3|op1|0",
         f"{E + 63}|x|q|op1|COMPLETECALLER|3|60|1",
     ]
+
+
+def test_an_offer_that_rings_out_is_said_when_the_operator_is_free_again() -> None:
+    """op1 rings 15 s and is paused "no answer" (the ACD's ring timeout): RINGNOANSWER
+    at the pause with 15 s, not at the next offer. A callback attempt op2 answered but
+    the citizen did not: RINGNOANSWER when op2 is available again, no CONNECT."""
+    s = Script()
+    at(s, EventKind.QUEUED, "c1", 0, queue="td")
+    at(s, EventKind.OFFERED, "c1", 1, queue="td", operator="op1")
+    paused = {"state": "paused", "reason": "no answer"}
+    at(s, EventKind.OPERATOR_STATE, None, 16, queue="td", operator="op1", data=paused)
+    at(s, EventKind.OFFERED, "c1", 40, queue="td", operator="op2")
+    at(s, EventKind.OPERATOR_STATE, None, 41, queue="td", operator="op2", data={"state": "on_call"})
+    at(
+        s,
+        EventKind.OPERATOR_STATE,
+        None,
+        71,
+        queue="td",
+        operator="op2",
+        data={"state": "available"},
+    )
+    got = [line for line in lines(s) if "RINGNOANSWER" in line or "CONNECT" in line]
+    assert got == [
+        f"{E + 16}|c1|td|op1|RINGNOANSWER|15000",
+        f"{E + 71}|c1|td|op2|RINGNOANSWER|31000",
+    ]
+
+
+def test_an_answered_call_is_no_ring_no_answer_when_its_operator_is_free_again() -> None:
+    s = Script()
+    at(s, EventKind.QUEUED, "c1", 0, queue="td")
+    at(s, EventKind.OFFERED, "c1", 1, queue="td", operator="op1")
+    at(s, EventKind.OPERATOR_STATE, None, 3, queue="td", operator="op1", data={"state": "on_call"})
+    at(s, EventKind.ANSWERED, "c1", 3, queue="td", operator="op1")
+    at(s, EventKind.ENDED, "c1", 60, operator="op1", data={"by": "caller"})
+    at(
+        s,
+        EventKind.OPERATOR_STATE,
+        None,
+        70,
+        queue="td",
+        operator="op1",
+        data={"state": "available"},
+    )
+    events = [line.split("|")[4] for line in lines(s) if "MEMBER" not in line]
+    assert events == ["ENTERQUEUE", "CONNECT", "COMPLETECALLER"]
