@@ -11,13 +11,10 @@ operator hangs up -> the caller is hung up; a media timeout hangs up both (§ is
 Races are absorbed: a 2xx from an operator crossing our CANCEL is ACKed and hung up,
 2xx retransmissions are ACKed again (by the transaction layer, from the ACK we sent),
 and every BYE we send ends its dialog when its transaction ends (RFC 3261 §15.1.1).
-Operators' feature codes (`*41`...) are served in `routing.feature_codes_glue`.
 
-In-dialog requests: re-INVITEs (hold, unhold, refreshes, RFC 3264 §8) are answered and
-passed to the other party in `routing.reinvite`; REFER from an operator's phone is a
-blind transfer (RFC 3515) to a referent, a queue or another operator, in
-`routing.transfer`. An INVITE without SDP gets our offer in the 200 and its answer in
-the ACK (RFC 3264 §4) before the IVR starts.
+Every input is routed to the module handling it in `routing.dispatch` (requests
+within a dialog in `routing.in_dialog`); this class holds the state they share, the
+timers, and what they all do: open media, hang up, log call facts.
 """
 
 from __future__ import annotations
@@ -38,6 +35,7 @@ from routing import (
     acd_glue,
     attended,
     callback,
+    dispatch,
     feature_codes_glue,
     ivr_glue,
     reinvite,
@@ -47,22 +45,14 @@ from routing.calendar import Calendar
 from routing.calls import CallRegistry
 from routing.dialplan import DialPlan
 from routing.diversion import Classifier
-from routing.legs import CallerLeg, OperatorLeg, Phase, Transfers, answer_trunk_call
-from routing.media_plane import (
-    DigitDetected,
-    MediaEvent,
-    MediaPlane,
-    MediaTimedOut,
-    PlaybackFinished,
-    RecordingFinished,
-)
+from routing.legs import CallerLeg, OperatorLeg, Phase, Transfers
+from routing.media_plane import MediaEvent, MediaPlane
 from routing.recorder import Recorder
-from sip import events as tx
 from sip.dialog import Dialog, DialogId, DialogSet
-from sip.endpoint import Endpoint, IncomingRequest
+from sip.endpoint import Endpoint
 from sip.errors import ProtocolError
 from sip.ids import IdFactory
-from sip.transaction import Addr, ClientTransactionKey, TransactionKey
+from sip.transaction import Addr, ClientTransactionKey
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +138,11 @@ class B2bua:
 
     def endpoint_event(self, event: object, *, now: float) -> None:
         """An event from the endpoint: new requests and the layer's call events."""
-        self._guarded(lambda: self._endpoint_event(event, now=now), now=now)
+        self._guarded(lambda: dispatch.endpoint_event(self, event, now=now), now=now)
 
     def media_event(self, event: MediaEvent, *, now: float) -> None:
         """A fact from the media plane."""
-        self._guarded(lambda: self._media_event(event, now=now), now=now)
+        self._guarded(lambda: dispatch.media_event(self, event, now=now), now=now)
 
     def handle_timer(self, *, now: float) -> None:
         """Fire IVR, ACD and feature-call timers due at `now`; forget what the
@@ -167,17 +157,6 @@ class B2bua:
                 # A peer's message our state cannot take (or a configuration gap the
                 # engine names): that one input is refused, every other call goes on.
                 log.warning("call event refused: %s", exc)
-
-    def _media_event(self, event: MediaEvent, *, now: float) -> None:
-        call = self.calls.by_media_leg(event.leg)
-        moved = self.transfers.by_media_leg(event.leg) if call is None else None
-        if moved is not None and (call := self.calls.get(moved.call_id)) is not None:
-            if isinstance(event, MediaTimedOut):
-                self.hang_up(call, reason="media timeout", now=now)
-        elif call is not None:
-            self._on_media(call, event, now=now)
-        else:
-            feature_codes_glue.media_event(self, event, now=now)
 
     def _handle_timer(self, *, now: float) -> None:
         self.acd.handle_timer(now=now)
@@ -243,68 +222,7 @@ class B2bua:
         """The service notice lookup an IVR run asks when it reaches a notice node."""
         return lambda: self.notices(service, "it")
 
-    # -- dispatch ----------------------------------------------------------------------
-
-    def _endpoint_event(self, event: object, *, now: float) -> None:
-        if isinstance(event, IncomingRequest):
-            self._on_request(event, now=now)
-        elif isinstance(event, tx.ResponseReceived):
-            self._on_response(event, now=now)
-        elif isinstance(event, tx.AckReceived):
-            self._on_ack(event, now=now)
-        elif isinstance(event, tx.CancelReceived):
-            self._on_cancel(event, now=now)
-        elif isinstance(event, tx.TransactionTimedOut | tx.TransportFailed):
-            self._on_failure(event.key, now=now)
-        elif isinstance(event, tx.AckTimedOut):
-            self._on_ack_timeout(event.call_id, now=now)
-
-    def _on_request(self, event: IncomingRequest, *, now: float) -> None:
-        request = event.request
-        feature = feature_codes_glue.command_for(event)
-        if feature is not None:
-            feature_codes_glue.handle(self, event, feature, now=now)
-        elif request.to.tag is not None or request.method in ("BYE", "INFO", "REFER", "NOTIFY"):
-            self._in_dialog(event, now=now)
-        elif attended.is_consultation(self, event):
-            # Before the trunk test: an operator's phone may share the trunk's host.
-            attended.start(self, event, now=now)
-        elif request.method == "INVITE" and event.trunk:
-            self._new_call(event, now=now)
-        else:
-            # Operators' other calls (transfers, internal numbers) are not served yet.
-            self.endpoint.reply(request, event.key, event.addr, 403, now=now)
-
-    def _on_response(self, event: tx.ResponseReceived, *, now: float) -> None:
-        if event.key.method == "INVITE":
-            handlers = (reinvite.response, transfer.response, attended.response)
-            if not any(handle(self, event, now=now) for handle in handlers):
-                acd_glue.operator_response(self, event, now=now)
-        elif event.key.method == "BYE" and event.response.status >= 200:
-            self.calls.bye_answered(self.dialogs, event.key, event.response, now=now)
-
-    def _on_failure(self, key: TransactionKey, *, now: float) -> None:
-        if isinstance(key, ClientTransactionKey) and key.method == "BYE":
-            self.calls.bye_answered(self.dialogs, key, None, now=now)
-        elif isinstance(key, ClientTransactionKey) and (found := self.reinvites.pop(key, None)):
-            call = self.calls.get(found[0])
-            if call is not None:  # §12.2.1.2: no answer to a re-INVITE ends the dialog
-                self.hang_up(call, reason="re-INVITE unanswered", now=now)
-        elif isinstance(key, ClientTransactionKey) and (
-            transfer.failed(self, key, now=now) or attended.failed(self, key, now=now)
-        ):
-            return
-        else:
-            acd_glue.operator_failed(self, key, now=now)
-
-    def _on_ack_timeout(self, call_id: str, *, now: float) -> None:
-        # §13.3.1.4: no ACK for our 2xx; the session is not established, so end it.
-        call = self.calls.get(call_id)
-        feature = self.features.get(call_id)
-        if call is not None:
-            self.hang_up(call, reason="no ACK", now=now)
-        elif feature is not None:
-            feature_codes_glue.hang_up(self, feature, now=now)
+    # -- draining IVR runs and the ACD -----------------------------------------------
 
     def _pump(self, *, now: float) -> None:
         """Drain IVR and ACD commands until nothing moves."""
@@ -323,19 +241,7 @@ class B2bua:
         if timer is not None:
             heapq.heappush(self._ivr_timers, (timer, call.call_id))
 
-    # -- a new call from the trunk -----------------------------------------------------
-
-    def _new_call(self, event: IncomingRequest, *, now: float) -> None:
-        call = answer_trunk_call(self, event, now=now)
-        if call is not None:
-            self.calls.add(call)
-            arrived = {"caller": call.caller}
-            if call.redirection is not None:
-                # Reports tell switchboard and ricaduta calls apart by this tag.
-                arrived["origin"] = call.redirection.tag
-            self.emit(EventKind.ARRIVED, call, now=now, data=arrived)
-            if call.session is None or call.session.pending_offer is None:
-                ivr_glue.start(self, call, now=now)
+    # -- shared by every module ------------------------------------------------------
 
     def open_answer(
         self, offer: SessionDescription, media_leg: str
@@ -377,107 +283,6 @@ class B2bua:
         host = f"[{host}]" if ":" in host else host
         return f"<sip:centralino@{host}:{port}>"
 
-    # -- in-dialog requests ------------------------------------------------------------
-
-    def _in_dialog(self, event: IncomingRequest, *, now: float) -> None:
-        request, key, addr = event.request, event.key, event.addr
-        found = self.dialogs.receive_request(request)
-        if not isinstance(found, Dialog):
-            status = found.status if found is not None else 481
-            retry = found.retry_after if found is not None else None
-            extra = () if retry is None else (("Retry-After", str(retry)),)
-            self.endpoint.reply(request, key, addr, status, now=now, extra=extra)
-            return
-        located = self.locate(request.call_id)
-        if request.method == "BYE":
-            self.endpoint.reply(request, key, addr, 200, now=now)
-            feature = self.features.get(request.call_id)
-            if located is not None:
-                self._on_bye(*located, now=now)
-            elif attended.bye(self, request.call_id, now=now):
-                return
-            elif feature is not None:
-                feature_codes_glue.ended(self, feature)
-        elif request.method == "INFO":
-            self.endpoint.reply(request, key, addr, 200, now=now)
-            if located is not None and located[1] is located[0]:
-                ivr_glue.info_digit(self, located[0], request, now=now)
-        elif located is not None and request.method == "INVITE":
-            reinvite.received(self, event, *located, now=now)
-        elif located is not None and request.method == "REFER":
-            refer = attended if attended.has_replaces(event) else transfer
-            refer.refer_received(self, event, *located, now=now)
-        else:
-            # Re-INVITEs of feature calls and NOTIFYs out of any subscription of ours.
-            status = 488 if request.method == "INVITE" else 501
-            response = self.endpoint.reply(request, key, addr, status, now=now)
-            # §14.2: the refused re-INVITE is over; the next one must not get a 500.
-            self.dialogs.response_sent(request, response)
-
-    def locate(self, call_id: str) -> tuple[CallerLeg, CallerLeg | OperatorLeg] | None:
-        """The call and the leg (its caller's, an operator's, a transfer target's) that
-        a dialog's Call-ID belongs to."""
-        call = self.calls.get(call_id)
-        if call is not None:
-            return call, call
-        found = self.calls.leg_by_call_id(call_id)
-        if found is not None:
-            return found
-        moved = self.transfers.by_leg_call_id(call_id)
-        owner = self.calls.get(moved.call_id) if moved is not None else None
-        if moved is None or owner is None or moved.leg is None:
-            return None
-        return owner, moved.leg
-
-    def _on_bye(self, call: CallerLeg, leg: CallerLeg | OperatorLeg, *, now: float) -> None:
-        moved = self.transfers.of_call(call.call_id)
-        if leg is call or callback.citizen_hung_up(leg):
-            self._finish(call, by_caller=True, now=now)
-        elif moved is not None and leg is moved.leg:
-            transfer.target_hung_up(self, call, moved, now=now)
-        elif moved is not None and isinstance(leg, OperatorLeg) and not moved.connected:
-            transfer.operator_left(self, call, leg, now=now)
-        elif isinstance(leg, OperatorLeg):
-            leg.dialog = None  # their BYE ended that dialog: no BYE back
-            self.hang_up(
-                call, reason="operator hung up", now=now, by="operator", operator=leg.operator
-            )
-
-    def _on_ack(self, event: tx.AckReceived, *, now: float) -> None:
-        self.dialogs.receive_request(event.request)
-        located = self.locate(event.request.call_id)
-        if located is None:
-            return
-        call, leg = located
-        answered = reinvite.ack_answer(self, leg, event.request)
-        starting = leg is call and call.phase is Phase.IVR and call.ivr is None
-        if answered is True and starting:
-            ivr_glue.start(self, call, now=now)
-        elif answered is False and starting:
-            # RFC 3264 §4: our offer in the 200 got no usable answer in the ACK.
-            self.hang_up(call, reason="no usable answer in the ACK", now=now, cause=488)
-
-    def _on_cancel(self, event: tx.CancelReceived, *, now: float) -> None:
-        call = self.calls.get(event.request.call_id)
-        if call is not None and event.invite_terminated:
-            self._finish(call, by_caller=True, now=now)
-
-    def _on_media(self, call: CallerLeg, event: MediaEvent, *, now: float) -> None:
-        if isinstance(event, DigitDetected) and event.leg == call.media_leg:
-            ivr_glue.digit(self, call, event.digit, now=now)
-        elif isinstance(event, PlaybackFinished) and call.ivr is not None:
-            call.ivr.prompt_finished(now=now, play_id=event.play_id)
-            self.ivr_fed(call)
-        elif isinstance(event, PlaybackFinished) and call.phase is Phase.QUEUED:
-            # An announcement ended: back to the music.
-            ivr_glue.music_on_hold(self, call)
-        elif isinstance(event, MediaTimedOut):
-            log.warning("media timeout on %s after %.0f s: hanging up", event.leg, event.silent_for)
-            self.hang_up(call, reason="media timeout", now=now)
-        elif isinstance(event, RecordingFinished):
-            voicemail = {"voicemail": event.path, "seconds": f"{event.seconds:.1f}"}
-            self.hang_up(call, reason="voicemail recorded", now=now, data=voicemail)
-
     # -- ending ------------------------------------------------------------------------
 
     def hang_up(
@@ -501,9 +306,9 @@ class B2bua:
         self.send_bye(call.dialog, call.addr, now=now, extra=extra)
         call.dialog = None
         ended = {"by": by, **({"reason": reason} if by == "switch" else {}), **(data or {})}
-        self._finish(call, by_caller=False, now=now, operator=operator, ended=ended)
+        self.finish(call, by_caller=False, now=now, operator=operator, ended=ended)
 
-    def _finish(
+    def finish(
         self,
         call: CallerLeg,
         *,
@@ -512,6 +317,8 @@ class B2bua:
         operator: str | None = None,
         ended: Mapping[str, str] | None = None,
     ) -> None:
+        """The call is over (the caller left, `by_caller`, or we hung up): stop its IVR,
+        release its queue place, transfer target and operator legs, close its media."""
         if call.phase is Phase.ENDED:
             return
         callback.line_ended(self, call, now=now, operator=operator, data=ended or {"by": "caller"})
