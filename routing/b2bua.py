@@ -39,7 +39,7 @@ from routing import (
     feature_codes_glue,
     ivr_glue,
     reinvite,
-    transfer,
+    transfer_target,
 )
 from routing.calendar import Calendar
 from routing.calls import CallRegistry
@@ -161,7 +161,7 @@ class B2bua:
     def _handle_timer(self, *, now: float) -> None:
         self.acd.handle_timer(now=now)
         feature_codes_glue.handle_timer(self, now=now)
-        transfer.handle_timer(self, now=now)
+        transfer_target.handle_timer(self, now=now)
         self.dialogs.handle_timer(now=now)
         while (retry := self.dialogs.next_event()) is not None:
             reinvite.retry_due(self, retry, now=now)
@@ -328,7 +328,7 @@ class B2bua:
             ivr_glue.drain(self, call, now=now)
         call.ivr = None
         acd_glue.caller_gone(self, call, now=now)
-        transfer.caller_gone(self, call, now=now)
+        transfer_target.caller_gone(self, call, now=now)
         for leg in list(call.operator_legs.values()):
             acd_glue.release_leg(self, call, leg, now=now)
         self.media.close_leg(call.media_leg)

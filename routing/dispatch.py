@@ -9,7 +9,7 @@ the 200 and its answer in the ACK (RFC 3264 §4) before the IVR starts. Anything
 (an operator's other calls) is refused 403.
 
 Responses to our INVITEs go to whoever sent them: a re-INVITE (`routing.reinvite`), a
-transfer target (`routing.transfer`), a consultation (`routing.attended`), else an
+transfer target (`routing.transfer_target`), a consultation (`routing.attended`), else an
 operator's or a callback citizen's leg (`routing.acd_glue`); a final response to our
 BYE ends its dialog (RFC 3261 §15.1.1). A client transaction that times out or cannot
 be sent counts as a 408 (§8.1.3.1), except that an unanswered re-INVITE ends the call
@@ -22,7 +22,15 @@ import logging
 from typing import TYPE_CHECKING
 
 from metrics.events import EventKind
-from routing import acd_glue, attended, feature_codes_glue, in_dialog, ivr_glue, reinvite, transfer
+from routing import (
+    acd_glue,
+    attended,
+    feature_codes_glue,
+    in_dialog,
+    ivr_glue,
+    reinvite,
+    transfer_target,
+)
 from routing.legs import CallerLeg, Phase, answer_trunk_call
 from routing.media_plane import (
     DigitDetected,
@@ -92,7 +100,7 @@ def _new_call(b2bua: B2bua, event: IncomingRequest, *, now: float) -> None:
 
 def _response(b2bua: B2bua, event: tx.ResponseReceived, *, now: float) -> None:
     if event.key.method == "INVITE":
-        handlers = (reinvite.response, transfer.response, attended.response)
+        handlers = (reinvite.response, transfer_target.response, attended.response)
         if not any(handle(b2bua, event, now=now) for handle in handlers):
             acd_glue.operator_response(b2bua, event, now=now)
     elif event.key.method == "BYE" and event.response.status >= 200:
@@ -107,7 +115,7 @@ def _failure(b2bua: B2bua, key: TransactionKey, *, now: float) -> None:
         if call is not None:  # §12.2.1.2: no answer to a re-INVITE ends the dialog
             b2bua.hang_up(call, reason="re-INVITE unanswered", now=now)
     elif isinstance(key, ClientTransactionKey) and (
-        transfer.failed(b2bua, key, now=now) or attended.failed(b2bua, key, now=now)
+        transfer_target.failed(b2bua, key, now=now) or attended.failed(b2bua, key, now=now)
     ):
         return
     else:

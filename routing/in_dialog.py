@@ -7,8 +7,10 @@ then names the call and the leg it came on: the caller's, an operator's, a callb
 citizen's, a transfer target's (`locate`).
 
 - BYE (§15.1.2) is answered 200 and ends that party's part: the caller's (or a callback
-  citizen's) ends the call, an operator's hangs up the caller, a transfer target's is
-  handled in `routing.transfer`, a consultation's in `routing.attended`.
+  citizen's) ends the call, an operator's hangs up the caller, and so does a transfer
+  target's (`routing.transfer_target`); a transferring operator's before the target
+  answers leaves the transfer going (`routing.transfer`); a consultation's is handled
+  in `routing.attended`.
 - INFO carries the caller's DTMF to its IVR (`routing.ivr_glue`).
 - re-INVITEs (hold, unhold, refreshes, RFC 3264 §8) are answered and passed to the
   other party in `routing.reinvite`.
@@ -25,7 +27,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from routing import attended, callback, feature_codes_glue, ivr_glue, reinvite, transfer
+from routing import (
+    attended,
+    callback,
+    feature_codes_glue,
+    ivr_glue,
+    reinvite,
+    transfer,
+    transfer_target,
+)
 from routing.legs import CallerLeg, OperatorLeg, Phase
 from sip import events as tx
 from sip.dialog import Dialog
@@ -96,7 +106,7 @@ def _bye(b2bua: B2bua, call: CallerLeg, leg: CallerLeg | OperatorLeg, *, now: fl
     if leg is call or callback.citizen_hung_up(leg):
         b2bua.finish(call, by_caller=True, now=now)
     elif moved is not None and leg is moved.leg:
-        transfer.target_hung_up(b2bua, call, moved, now=now)
+        transfer_target.target_hung_up(b2bua, call, moved, now=now)
     elif moved is not None and isinstance(leg, OperatorLeg) and not moved.connected:
         transfer.operator_left(b2bua, call, leg, now=now)
     elif isinstance(leg, OperatorLeg):

@@ -19,7 +19,9 @@ who answers owns the call in the ACD (`transfer_answered`: on call, then their o
 wrap-up and disposition; the transferring operator goes to wrap-up); one who does not
 is released (`transfer_failed`, with the queue's ring-no-answer or refusal policy), and
 one the ACD takes back while ringing (paused, logged out: `CancelTransfer`) is CANCELled
-as a refusal.
+as a refusal (`target_withdrawn`). The target leg's answer, refusal, timeout and end
+are taken in `routing.transfer_target`; this module sends the caller back
+(`fail_back`).
 
 Attended transfer (`Refer-To` with `Replaces`, RFC 3891) is in `routing.attended`.
 """
@@ -31,19 +33,17 @@ from typing import TYPE_CHECKING
 
 from acd.errors import AcdError
 from acd.events import OfferFailure
-from media.sdp import SdpError, parse_sdp, serialize_sdp
-from media.session import MediaParams, NoCommonCodec, build_offer, read_answer
+from media.sdp import serialize_sdp
+from media.session import build_offer
 from metrics.events import EventKind
 from routing import acd_glue
 from routing.ivr_glue import music_on_hold
 from routing.legs import CallerLeg, OperatorLeg, Phase, Transfer, operator_invite
-from routing.reinvite import configure, reoffer
-from sip import events as tx
+from routing.reinvite import reoffer
 from sip.endpoint import IncomingRequest
 from sip.errors import ProtocolError
 from sip.headers import parse_address
-from sip.message import Response
-from sip.transaction import Addr, ClientTransactionKey
+from sip.transaction import Addr
 from sip.uri import Uri
 
 if TYPE_CHECKING:
@@ -238,7 +238,7 @@ def _dial(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) -> N
             codec=call.media.codec.name, label=transfer.target, call=call, now=now,
         )  # fmt: skip
     if leg is None:
-        _failed(b2bua, call, transfer, 480, "Temporarily Unavailable", now=now)
+        fail_back(b2bua, call, transfer, 480, "Temporarily Unavailable", now=now)
         return
     transfer.leg = leg
     waiting(b2bua, call, transfer, now=now)
@@ -305,55 +305,6 @@ def _identity(call: CallerLeg) -> str:
     return f'"{display}" <{caller.uri}>' if display else f"<{caller.uri}>"
 
 
-def response(b2bua: B2bua, event: tx.ResponseReceived, *, now: float) -> bool:
-    """A response to a transfer's INVITE; False when the key is not one of ours."""
-    transfer = b2bua.transfers.by_key(event.key)
-    if transfer is None or transfer.leg is None:
-        return False
-    status = event.response.status
-    call = b2bua.calls.get(transfer.call_id)
-    if status < 200:
-        return True
-    if transfer.given_up or call is None or transfer.connected:
-        _late(b2bua, transfer.leg, event.response, now=now)
-    elif status < 300:
-        _answered(b2bua, call, transfer, event.response, now=now)
-    else:
-        b2bua.dialogs.receive_response(transfer.leg.invite, event.response, now=now)
-        refusal = acd_glue.refusal(status)
-        _failed(b2bua, call, transfer, status, event.response.reason, failure=refusal, now=now)
-    return True
-
-
-def _late(b2bua: B2bua, leg: OperatorLeg, response: Response, *, now: float) -> None:
-    """A 2xx after we gave up (timeout CANCEL crossed it, the caller left): ACK, BYE."""
-    dialog = b2bua.dialogs.receive_response(leg.invite, response, now=now)
-    if dialog is None or not 200 <= response.status < 300 or dialog is leg.dialog:
-        return
-    b2bua.endpoint.send_request(dialog.create_ack(response.cseq.seq), leg.target, now=now)
-    b2bua.send_bye(dialog, leg.target, now=now)
-
-
-def _answered(
-    b2bua: B2bua, call: CallerLeg, transfer: Transfer, response: Response, *, now: float
-) -> None:
-    leg = transfer.leg
-    assert leg is not None
-    dialog = b2bua.dialogs.receive_response(leg.invite, response, now=now)
-    if dialog is None:
-        return
-    b2bua.endpoint.send_request(dialog.create_ack(response.cseq.seq), leg.target, now=now)
-    leg.dialog, leg.answered, transfer.deadline = dialog, True, None
-    params = _answer_params(leg, response.body)
-    if params is None:
-        b2bua.send_bye(dialog, leg.target, now=now)
-        leg.dialog = None
-        _failed(b2bua, call, transfer, 488, "Not Acceptable Here", now=now)
-        return
-    configure(b2bua, leg, params)
-    connected(b2bua, call, transfer, now=now)
-
-
 def connected(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) -> None:
     """The target talks: bridge the caller to it, NOTIFY 200, hang up the operator."""
     leg = transfer.leg
@@ -369,18 +320,10 @@ def connected(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) 
     _operator_done(b2bua, call, transfer, now=now)
 
 
-def _answer_params(leg: OperatorLeg, body: bytes) -> MediaParams | None:
-    try:
-        params = read_answer(leg.offer, parse_sdp(body))
-    except SdpError:
-        return None
-    return None if isinstance(params, NoCommonCodec) else params
+# -- failures: back to the operator or the queue --------------------------------------
 
 
-# -- failures and endings -------------------------------------------------------------
-
-
-def _failed(
+def fail_back(
     b2bua: B2bua,
     call: CallerLeg,
     transfer: Transfer,
@@ -395,7 +338,7 @@ def _failed(
     to the queue."""
     log.info("transfer of %s to %s failed: %s", call.call_id, transfer.target, status)
     notify(b2bua, call, transfer, status, reason or "Failed", now=now)
-    _drop_target(b2bua, transfer, failure, now=now)
+    drop_target(b2bua, transfer, failure, now=now)
     back = call.operator_legs.get(transfer.operator)
     if back is not None and back.dialog is not None:
         call.phase, call.bridged_to = Phase.BRIDGED, back.operator
@@ -404,53 +347,15 @@ def _failed(
         requeue(b2bua, call, call.queue, now=now)
 
 
-def _drop_target(b2bua: B2bua, transfer: Transfer, failure: OfferFailure, *, now: float) -> None:
+def drop_target(b2bua: B2bua, transfer: Transfer, failure: OfferFailure, *, now: float) -> None:
+    """Give the target up: forget it, free its media, release an operator target in
+    the ACD (`failure` says why, for the queue's policy)."""
     transfer.given_up, transfer.deadline = True, None
     b2bua.transfers.forget(transfer)
     if transfer.leg is not None:
         b2bua.media.close_leg(transfer.leg.media_leg)
     if transfer.kind == OPERATOR and not transfer.connected:
         b2bua.acd.transfer_failed(transfer.call_id, transfer.target, reason=failure, now=now)
-
-
-def handle_timer(b2bua: B2bua, *, now: float) -> None:
-    """Targets that rang `transfer_timeout` seconds unanswered are CANCELled (§9.1)."""
-    layer = b2bua.endpoint.layer
-    for transfer in b2bua.transfers.due(now):
-        call = b2bua.calls.get(transfer.call_id)
-        if transfer.leg is not None and layer.client_state(transfer.leg.key) is not None:
-            layer.cancel(transfer.leg.key, now=now)
-        if call is None:
-            _drop_target(b2bua, transfer, OfferFailure.CALLER_GONE, now=now)
-        else:
-            timeout = OfferFailure.NO_ANSWER
-            _failed(b2bua, call, transfer, 408, "Request Timeout", failure=timeout, now=now)
-    b2bua.transfers.prune(lambda key: layer.client_state(key) is not None)
-
-
-def failed(b2bua: B2bua, key: ClientTransactionKey, *, now: float) -> bool:
-    """A transfer's INVITE timed out or could not be sent (§8.1.3.1: as a 408)."""
-    transfer = b2bua.transfers.by_key(key)
-    if transfer is None or transfer.leg is None:
-        return False
-    call = b2bua.calls.get(transfer.call_id)
-    if call is not None and not transfer.given_up and not transfer.connected:
-        _failed(b2bua, call, transfer, 408, "Request Timeout", now=now)
-    return True
-
-
-def caller_gone(b2bua: B2bua, call: CallerLeg, *, now: float) -> None:
-    """The call ended: hang up or stop ringing the target, free its media."""
-    transfer = b2bua.transfers.of_call(call.call_id)
-    if transfer is None:
-        return
-    leg = transfer.leg
-    if leg is not None and leg.dialog is not None:
-        b2bua.send_bye(leg.dialog, leg.target, now=now)
-        leg.dialog = None
-    elif leg is not None and b2bua.endpoint.layer.client_state(leg.key) is not None:
-        b2bua.endpoint.layer.cancel(leg.key, now=now)
-    _drop_target(b2bua, transfer, OfferFailure.CALLER_GONE, now=now)
 
 
 def target_withdrawn(b2bua: B2bua, call: CallerLeg, operator: str, *, now: float) -> None:
@@ -465,14 +370,4 @@ def target_withdrawn(b2bua: B2bua, call: CallerLeg, operator: str, *, now: float
     if layer.client_state(transfer.leg.key) is not None:
         layer.cancel(transfer.leg.key, now=now)
     left = OfferFailure.OPERATOR_LEFT
-    _failed(b2bua, call, transfer, 480, "Temporarily Unavailable", failure=left, now=now)
-
-
-def target_hung_up(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) -> None:
-    """The transfer's target sent BYE: the caller is hung up."""
-    if transfer.leg is not None:
-        transfer.leg.dialog = None
-    operator = transfer.target if transfer.kind == OPERATOR else None
-    b2bua.hang_up(
-        call, reason="transfer target hung up", now=now, by=transfer.kind, operator=operator
-    )
+    fail_back(b2bua, call, transfer, 480, "Temporarily Unavailable", failure=left, now=now)
