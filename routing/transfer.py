@@ -36,7 +36,7 @@ from acd.events import OfferFailure
 from media.sdp import serialize_sdp
 from media.session import build_offer
 from metrics.events import EventKind
-from routing import acd_glue
+from routing import acd_glue  # a cycle: acd_glue sends CancelTransfer here, this frees legs
 from routing.ivr_glue import music_on_hold
 from routing.legs import CallerLeg, OperatorLeg, Phase, Transfer, operator_invite
 from routing.reinvite import reoffer
