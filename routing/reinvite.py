@@ -27,7 +27,7 @@ from media.sdp import (
     serialize_sdp,
 )
 from media.session import MediaParams, NoCommonCodec, is_refresh, negotiate, read_answer
-from routing.ivr_glue import MUSIC_ON_HOLD
+from routing import ivr_glue  # by module: ivr_glue imports this cycle back through callback
 from routing.legs import (
     CITIZEN,
     CallerLeg,
@@ -208,7 +208,11 @@ def hold_changed(b2bua: B2bua, call: CallerLeg, leg: Leg, *, now: float) -> None
         b2bua.media.unbridge(leg.media_leg)
         if b2bua.config.hold_music:
             b2bua.media.play(
-                peer.media_leg, (MUSIC_ON_HOLD,), language=call.language, play_id=0, loop=True
+                peer.media_leg,
+                (ivr_glue.MUSIC_ON_HOLD,),
+                language=call.language,
+                play_id=0,
+                loop=True,
             )
         reoffer(b2bua, call, peer, holding=True, now=now)
     else:

@@ -36,10 +36,11 @@ from acd.events import OfferFailure
 from media.sdp import serialize_sdp
 from media.session import build_offer
 from metrics.events import EventKind
-from routing import acd_glue  # a cycle: acd_glue sends CancelTransfer here, this frees legs
-from routing.ivr_glue import music_on_hold
+
+# Imported as modules: both import this one back (acd_glue sends CancelTransfer here and
+# this frees legs there; ivr_glue and reinvite reach here through callback and acd_glue).
+from routing import acd_glue, ivr_glue, reinvite
 from routing.legs import CallerLeg, OperatorLeg, Phase, Transfer, operator_invite
-from routing.reinvite import reoffer
 from sip.endpoint import IncomingRequest
 from sip.errors import ProtocolError
 from sip.headers import parse_address
@@ -166,7 +167,7 @@ def requeue(b2bua: B2bua, call: CallerLeg, queue: str | None, *, now: float) -> 
         return
     call.phase, call.bridged_to, call.queue = Phase.QUEUED, None, queue
     b2bua.media.unbridge(call.media_leg)
-    music_on_hold(b2bua, call)
+    ivr_glue.music_on_hold(b2bua, call)
     entered = call.queued_at if call.queued_at is not None else now
     b2bua.acd.enqueue(call.call_id, queue, entered_at=entered, caller=call.caller, now=now)
 
@@ -296,7 +297,7 @@ def waiting(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) ->
     b2bua.transfers.add(transfer)
     call.phase, call.bridged_to = Phase.QUEUED, None
     b2bua.media.unbridge(call.media_leg)
-    music_on_hold(b2bua, call)
+    ivr_glue.music_on_hold(b2bua, call)
 
 
 def _identity(call: CallerLeg) -> str:
@@ -314,7 +315,7 @@ def connected(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) 
     b2bua.media.bridge(call.media_leg, leg.media_leg)
     if call.session is not None and call.session.holding:
         # The operator held the caller before transferring: the caller talks again.
-        reoffer(b2bua, call, call, holding=False, now=now)
+        reinvite.reoffer(b2bua, call, call, holding=False, now=now)
     notify(b2bua, call, transfer, 200, "OK", now=now)
     _transferred(b2bua, call, transfer, now=now)
     _operator_done(b2bua, call, transfer, now=now)

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING
 from acd.events import OfferFailure
 from media.sdp import SdpError, parse_sdp
 from media.session import MediaParams, NoCommonCodec, read_answer
-from routing import acd_glue
+from routing import acd_glue, reinvite
 from routing.legs import CallerLeg, OperatorLeg, Transfer
-from routing.reinvite import configure
 from routing.transfer import OPERATOR, connected, drop_target, fail_back
 from sip import events as tx
 from sip.message import Response
@@ -78,7 +77,7 @@ def _answered(
         leg.dialog = None
         fail_back(b2bua, call, transfer, 488, "Not Acceptable Here", now=now)
         return
-    configure(b2bua, leg, params)
+    reinvite.configure(b2bua, leg, params)
     connected(b2bua, call, transfer, now=now)
 
 
