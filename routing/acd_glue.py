@@ -11,7 +11,7 @@ from acd import events as ac
 from media.sdp import SdpError, parse_sdp, serialize_sdp
 from media.session import MediaParams, NoCommonCodec, build_offer, read_answer
 from metrics.events import EventKind
-from routing import callback, ivr_glue, transfer
+from routing import callback, callback_dial, ivr_glue, transfer
 from routing.legs import CITIZEN, CallerLeg, OperatorLeg, Phase, leg_media, operator_invite
 from sip import events as tx
 from sip.message import Request
@@ -67,7 +67,7 @@ def _output(b2bua: B2bua, output: ac.Output, *, now: float) -> None:
     elif isinstance(output, ac.Overflow):
         _overflow(b2bua, call, output, now=now)
     elif isinstance(output, ac.PlaceCallback):
-        callback.place(b2bua, output, now=now)
+        callback_dial.place(b2bua, output, now=now)
     else:
         _fact(b2bua, call, output)
 
@@ -194,7 +194,7 @@ def operator_response(b2bua: B2bua, event: tx.ResponseReceived, *, now: float) -
         return
     call, leg = found
     if leg.operator == CITIZEN:
-        callback.response(b2bua, call, leg, event, now=now)
+        callback_dial.response(b2bua, call, leg, event, now=now)
         return
     status = event.response.status
     if status < 200:
@@ -295,7 +295,7 @@ def operator_failed(b2bua: B2bua, key: TransactionKey, *, now: float) -> None:
     if found is not None and key.method == "INVITE":
         call, leg = found
         if leg.operator == CITIZEN:
-            callback.failed(b2bua, call, leg, now=now)
+            callback_dial.failed(b2bua, call, leg, now=now)
         else:
             _refused(b2bua, call, leg, 408, now=now)
 
@@ -308,10 +308,10 @@ def reap_dead_offers(b2bua: B2bua, *, now: float) -> None:
     for call, leg in b2bua.calls.offers():
         if leg.dialog is None and not leg.answered and layer.client_state(leg.key) is None:
             if leg.operator == CITIZEN:
-                callback.failed(b2bua, call, leg, now=now)
+                callback_dial.failed(b2bua, call, leg, now=now)
             else:
                 _refused(b2bua, call, leg, 408, now=now)
-    callback.handle_timer(b2bua, now=now)
+    callback_dial.handle_timer(b2bua, now=now)
 
 
 # -- releasing -------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from routing import (
     acd_glue,
     attended,
     callback,
+    callback_dial,
     dispatch,
     feature_codes_glue,
     ivr_glue,
@@ -183,7 +184,7 @@ class B2bua:
             self._ivr_deadline(),
             self.transfers.get_timer(),
             self.dialogs.get_timer(),
-            callback.get_timer(self),
+            callback_dial.get_timer(self),
         )
         due = [t for t in timers if t is not None]
         return min(due) if due else None

@@ -40,7 +40,7 @@ from acd import events as ac
 from metrics.events import EventKind
 from metrics.kpi import CallCounted
 from metrics.tally import Outcome
-from routing import callback
+from routing import callback, callback_dial
 from routing.media_plane import PlaybackFinished
 from sip.message import Request, Response
 
@@ -145,7 +145,7 @@ def test_a_citizen_who_never_answers_is_cancelled_at_the_ring_timeout() -> None:
     assert dial.headers.get("expires") == "45"
     h.deliver(answer_request(dial, 180, to_tag="cit"), TRUNK)
     b2bua = h.core.b2bua
-    assert callback.get_timer(b2bua) == 100.0 + callback.RING_TIMEOUT
+    assert callback_dial.get_timer(b2bua) == 100.0 + callback.RING_TIMEOUT
     h.now = 100.0 + callback.RING_TIMEOUT
     h.core.handle_timer(now=h.now)
     out = h.flush()
@@ -153,7 +153,7 @@ def test_a_citizen_who_never_answers_is_cancelled_at_the_ring_timeout() -> None:
     # (The caller's own BYE is still retransmitted: the harness never answered it.)
     assert [b.call_id for b in requests(out, "BYE") if b.call_id != "call-1@pbx"] == [offer.call_id]
     assert any(isinstance(o, ac.CallbackFailed) for o in seen)
-    assert callback.get_timer(b2bua) is None
+    assert callback_dial.get_timer(b2bua) is None
 
 
 def test_a_caller_who_hangs_up_during_the_confirmation_is_called_back() -> None:
