@@ -6,8 +6,9 @@ The trunk here is 127.0.0.2: the caller calls from there, and the referent liste
 127.0.0.2:5060 (the switch dials referents at the calling trunk's host, port 5060).
 
 A REFER to another operator (`Refer-To: <sip:1002@switch>`) goes through the ACD:
-1001's phone (operator-refer-first.xml) transfers, 1002's (operator-answer.xml or
-operator-noanswer.xml) rings; the HTTP API and the event log show the ACD's side.
+1001's phone (operator-refer-first.xml) transfers, 1002's (operator-answer-rtp.xml,
+operator-answer.xml or operator-noanswer.xml) rings; the HTTP API and the event log
+show the ACD's side.
 Every wait is bounded and every process is ended by PID.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import struct
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,6 +58,7 @@ pytestmark = pytest.mark.e2e
 TRUNK_HOST = "127.0.0.2"
 REFERENT_NUMBER = "0461999999"
 T = TypeVar("T")
+AUDIO_PCAP = Path("/usr/share/sip-tester/g711a.pcap")
 
 
 @pytest.fixture
@@ -391,6 +394,38 @@ def received(messages: list[Message], method: str) -> list[Message]:
     return [m for m in messages if not m.sent and m.first_line.startswith(f"{method} ")]
 
 
+def pcap_audio(path: Path) -> bytes:
+    """The RTP payloads of a pcap of Ethernet/IPv4/UDP/RTP packets, end to end."""
+    data, audio, at = path.read_bytes(), bytearray(), 24  # after the global header
+    while at + 16 <= len(data):
+        length = struct.unpack_from("<I", data, at + 8)[0]
+        packet = data[at + 16 : at + 16 + length]
+        at += 16 + length
+        ip = packet[14:]
+        udp = ip[(ip[0] & 0x0F) * 4 :]
+        audio += rtp_split(udp[8:])[1]
+    return bytes(audio)
+
+
+def rtp_split(packet: bytes) -> tuple[int, bytes]:
+    """(payload type, payload) of an RTP packet (RFC 3550 §5.1: CSRCs, extension)."""
+    start = 12 + 4 * (packet[0] & 0x0F)
+    if packet[0] & 0x10:
+        start += 4 + 4 * struct.unpack_from("!H", packet, start + 2)[0]
+    return packet[1] & 0x7F, packet[start:]
+
+
+def rtp_payloads(sock: socket.socket) -> list[tuple[int, bytes]]:
+    """Every RTP packet waiting on `sock` (it is read once the call is over)."""
+    sock.setblocking(False)
+    got = []
+    while True:
+        try:
+            got.append(rtp_split(sock.recv(2048)))
+        except BlockingIOError:
+            return got
+
+
 def sent_from(messages: list[Message]) -> str:
     """The From (name and URI, no tag) of the first INVITE a caller sent."""
     invite = next(m for m in messages if m.sent and m.first_line.startswith("INVITE "))
@@ -422,13 +457,24 @@ def test_a_blind_transfer_to_another_operator_hands_them_the_call(
     tmp_path: Path, procs: Processes
 ) -> None:
     """1001 answers, REFERs to 1002, whose phone rings and answers: 1002 gets the
-    caller's identity and screen pop, owns the call in the ACD and ends it."""
+    caller's identity, screen pop and speech (caller-talk.xml's A-law RTP, read at the
+    port 1002's phone answered with), owns the call in the ACD and ends it."""
+    if not AUDIO_PCAP.exists():
+        pytest.skip(f"{AUDIO_PCAP} missing (sip-tester installs it)")
     switch = start_switch(tmp_path, operators_config(tmp_path, wrapup=2.0))
+    media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
+        media.bind(("127.0.0.1", 0))
         phone_1001 = transferring_phone(procs, switch, talk_ms=1000)
-        phone_1002 = procs.phone(switch, "1002", ring_ms=1000, talk_ms=3000)
+        args = ["-sf", str(SCENARIOS / "operator.xml"), "-m", "1", "-trace_msg"]
+        args += ["-oocsf", str(SCENARIOS / "operator-answer-rtp.xml")]
+        args += ["-s", "1002", "-au", "1002", "-ap", PASSWORDS["1002"], "-key", "life_ms", "60000"]
+        args += ["-key", "ring_ms", "1000", "-key", "talk_ms", "3000", "-key", "hangup", "operator"]
+        args += ["-key", "rtp_port", str(media.getsockname()[1])]
+        phone_1002 = procs.sipp("phone-1002", switch.sip, *args)
         wait_registered(switch, 2)
-        citizen = caller(procs, switch, "caller")
+        talk = ["-sf", str(SCENARIOS / "caller-talk.xml"), "-s", NUMBER, "-m", "1", "-trace_msg"]
+        citizen = procs.sipp("caller", switch.sip, *talk, "-key", "audio_pcap", str(AUDIO_PCAP))
         wait_for("1002 on call", lambda: api_state(switch, "1002", "on_call"), 20)
         (answered,) = of_kind(events(switch), "answered")
         assert operator_api(switch, "1002")["call_id"] == answered.call_id
@@ -463,7 +509,15 @@ def test_a_blind_transfer_to_another_operator_hands_them_the_call(
         assert [m.first_line for m in messages if m.sent and "REFER" in m.first_line]
         assert len(received(messages, "BYE")) == 1, [m.first_line for m in messages]
         assert not [m for m in messages if m.sent and m.first_line.startswith("BYE ")]
+        # The caller's speech reached 1002's phone, byte for byte (A-law both sides).
+        heard = rtp_payloads(media)
+        spoken = pcap_audio(AUDIO_PCAP) * 2
+        assert len(heard) >= 50, f"{len(heard)} RTP packets reached 1002"
+        assert {pt for pt, _ in heard} == {8}
+        same = sum(1 for _, payload in heard if len(payload) >= 80 and payload in spoken)
+        assert same >= 0.9 * len(heard), f"{same} of {len(heard)} packets are the caller's"
     finally:
+        media.close()
         stop_all(switch, procs)
 
 
