@@ -19,6 +19,7 @@ import re
 import socket
 import struct
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -614,5 +615,53 @@ def test_a_colleague_who_does_not_answer_a_transfer_is_paused_and_the_caller_ret
         assert [n.body for n in notifies] == ["SIP/2.0 100 Trying", "SIP/2.0 408 Request Timeout"]
         # The caller's BYE reaches 1001's phone: it was bridged to them again.
         assert len(received(messages, "BYE")) == 1
+    finally:
+        stop_all(switch, procs)
+
+
+def post(switch: Switch, path: str, body: dict[str, str]) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{switch.http_port}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(response.status)
+
+
+@pytest.mark.parametrize("colleague", ["unregistered", "paused"])
+def test_a_transfer_to_a_colleague_who_cannot_take_it_is_refused_with_480(
+    tmp_path: Path, procs: Processes, colleague: str
+) -> None:
+    """1002 has no phone registered, or is paused: the ACD refuses the reservation,
+    1001 gets NOTIFY 480 and keeps the caller; 1002's state does not move."""
+    switch = start_switch(tmp_path, operators_config(tmp_path, wrapup=1.0))
+    try:
+        phone_1001 = transferring_phone(procs, switch, talk_ms=1000)
+        if colleague == "paused":
+            procs.phone(switch, "1002")
+            wait_registered(switch, 2)
+            assert post(switch, "/api/operators/1002/pause", {"reason": "riunione"}) == 200
+        else:
+            wait_registered(switch, 1)
+        before = operator_api(switch, "1002")["state"]
+        citizen = caller(procs, switch, "caller", wait_ms=5000)
+        assert citizen.wait(30) == 0, diagnose(switch, citizen, phone_1001)
+        wait_for("the call's end", lambda: of_kind(events(switch), "ended"), 10)
+        log = events(switch)
+        assert of_kind(log, "transferred") == [], diagnose(switch)
+        assert [e.data for e in of_kind(log, "ended")] == [{"by": "caller"}]
+        assert operator_api(switch, "1002")["state"] == before
+        assert "offered" not in states(log, "1002"), diagnose(switch)
+        messages = trace(tmp_path, "phone-1001")
+        notifies = received(messages, "NOTIFY")
+        assert [n.body for n in notifies] == [
+            "SIP/2.0 100 Trying",
+            "SIP/2.0 480 Temporarily Unavailable",
+        ], diagnose(switch)
+        assert len(received(messages, "BYE")) == 1  # the caller's hang-up, relayed
+        if colleague == "paused":
+            assert received(trace(tmp_path, "phone-1002"), "INVITE") == []
     finally:
         stop_all(switch, procs)
