@@ -665,3 +665,59 @@ def test_a_transfer_to_a_colleague_who_cannot_take_it_is_refused_with_480(
             assert received(trace(tmp_path, "phone-1002"), "INVITE") == []
     finally:
         stop_all(switch, procs)
+
+
+@pytest.mark.parametrize("colleague", ["answers", "does not answer"])
+def test_the_transferring_operator_may_hang_up_while_the_colleague_rings(
+    tmp_path: Path, procs: Processes, colleague: str
+) -> None:
+    """1001 REFERs to 1002 and hangs up at once: 1001 wraps up (30 s) while 1002's
+    phone rings on. If 1002 answers the call is theirs; if not (transfer_timeout 3 s),
+    the caller is queued again and 1003, the one free operator, takes them."""
+    config = operators_config(tmp_path, wrapup=30.0, transfer_timeout=3)
+    switch = start_switch(tmp_path, config)
+    try:
+        args = ["-sf", str(SCENARIOS / "operator.xml"), "-m", "1", "-trace_msg"]
+        args += ["-oocsf", str(SCENARIOS / "operator-refer-leave.xml")]
+        args += ["-s", "1001", "-au", "1001", "-ap", PASSWORDS["1001"]]
+        args += ["-key", "life_ms", "60000", "-key", "ring_ms", "300", "-key", "talk_ms", "1000"]
+        phone_1001 = procs.sipp(
+            "phone-1001", switch.sip, *args, "-key", "refer_to", f"sip:1002@{switch.sip}"
+        )
+        kind = "answer" if colleague == "answers" else "noanswer"
+        phone_1002 = procs.phone(switch, "1002", kind=kind, ring_ms=2000, talk_ms=1000)
+        wait_registered(switch, 2)
+        citizen = caller(procs, switch, "caller")
+        wait_for("1002 ringing", lambda: api_state(switch, "1002", "offered"), 20)
+        wait_for("1001 in wrap-up", lambda: api_state(switch, "1001", "wrap_up"), 5)
+        assert api_state(switch, "1002", "offered"), diagnose(switch, phone_1001, phone_1002)
+        phone_1003 = procs.phone(switch, "1003", talk_ms=1000)
+        wait_registered(switch, 3)
+        assert citizen.wait(30) == 0, diagnose(switch, citizen, phone_1001, phone_1002, phone_1003)
+        wait_for("the call's end", lambda: of_kind(events(switch), "ended"), 10)
+        log = events(switch)
+        sent = [m.first_line for m in trace(tmp_path, "phone-1001") if m.sent]
+        assert [line.split()[0] for line in sent if line.split()[0] in ("REFER", "BYE")] == [
+            "REFER",
+            "BYE",
+        ]
+        (answered, *later) = of_kind(log, "answered")
+        call_id = answered.call_id
+        ends = [(e.call_id, e.operator, e.data) for e in of_kind(log, "ended")]
+        moved = [(e.operator, e.data) for e in of_kind(log, "transferred")]
+        if colleague == "answers":
+            assert moved == [("1001", {"to": "operator", "target": "1002"})], diagnose(switch)
+            assert later == [], diagnose(switch)
+            assert ends == [(call_id, "1002", {"by": "operator"})], diagnose(switch)
+            assert subsequence(states(log, "1002"), "offered", "on_call"), diagnose(switch)
+            assert "offered" not in states(log, "1003"), diagnose(switch)
+        else:
+            assert moved == [], diagnose(switch)
+            assert [e.call_id for e in of_kind(log, "queued")] == [call_id, call_id]
+            assert [(e.call_id, e.operator) for e in later] == [(call_id, "1003")]
+            assert ends == [(call_id, "1003", {"by": "operator"})], diagnose(switch)
+            assert subsequence(
+                operator_states(log, "1002"), ("offered", ""), ("paused", "no answer")
+            ), diagnose(switch)
+    finally:
+        stop_all(switch, procs)
