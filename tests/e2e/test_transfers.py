@@ -477,7 +477,7 @@ def test_a_blind_transfer_to_another_operator_hands_them_the_call(
         talk = ["-sf", str(SCENARIOS / "caller-talk.xml"), "-s", NUMBER, "-m", "1", "-trace_msg"]
         citizen = procs.sipp("caller", switch.sip, *talk, "-key", "audio_pcap", str(AUDIO_PCAP))
         wait_for("1002 on call", lambda: api_state(switch, "1002", "on_call"), 20)
-        (answered,) = of_kind(events(switch), "answered")
+        (answered,) = wait_for("answered", lambda: of_kind(events(switch), "answered"), 5)
         assert operator_api(switch, "1002")["call_id"] == answered.call_id
         assert citizen.wait(30) == 0, diagnose(switch, citizen, phone_1001, phone_1002)
         wait_for("the call's end", lambda: of_kind(events(switch), "ended"), 10)
@@ -529,18 +529,18 @@ def api_state(switch: Switch, operator: str, state: str) -> bool:
 def test_an_operator_ringing_for_a_transfer_gets_no_queue_call_meanwhile(
     tmp_path: Path, procs: Processes
 ) -> None:
-    """While 1002's phone rings 4 s for 1001's transfer, a second caller queues and is
+    """While 1002's phone rings 6 s for 1001's transfer, a second caller queues and is
     not offered to 1002; once the transfer is answered, 1001 (free after a 1 s wrap-up)
     takes the waiting caller."""
     switch = start_switch(tmp_path, operators_config(tmp_path, wrapup=1.0))
     try:
         phone_1001 = transferring_phone(procs, switch, talk_ms=1000)
-        phone_1002 = procs.phone(switch, "1002", ring_ms=4000, talk_ms=2000)
+        phone_1002 = procs.phone(switch, "1002", ring_ms=6000, talk_ms=2000)
         wait_registered(switch, 2)
         first = caller(procs, switch, "caller")
         wait_for("1002 ringing", lambda: api_state(switch, "1002", "offered"), 20)
-        (answered,) = of_kind(events(switch), "answered")
-        second = caller(procs, switch, "second-caller", wait_ms=12000)
+        (answered,) = wait_for("1001 answered", lambda: of_kind(events(switch), "answered"), 5)
+        second = caller(procs, switch, "second-caller", wait_ms=14000)
 
         def second_queued() -> list[Event]:
             return [e for e in of_kind(events(switch), "queued") if e.call_id != answered.call_id]
