@@ -337,9 +337,21 @@ def operators_config(tmp: Path, *, wrapup: float, transfer_timeout: float = 20.0
     return path
 
 
-def transferring_phone(procs: Processes, switch: Switch, *, talk_ms: int) -> Sipp:
-    """Operator 1001's phone: answers, talks `talk_ms`, REFERs the first call to 1002."""
+@pytest.fixture
+def rtp_1001() -> Iterator[socket.socket]:
+    """Where operator 1001's phone receives its RTP (the port its 200s answer with)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock
+
+
+def transferring_phone(
+    procs: Processes, switch: Switch, rtp: socket.socket, *, talk_ms: int
+) -> Sipp:
+    """Operator 1001's phone: answers, talks `talk_ms`, REFERs the first call to 1002;
+    its RTP goes to `rtp`."""
     args = ["-sf", str(SCENARIOS / "operator.xml"), "-m", "1", "-trace_msg"]
+    args += ["-key", "rtp_port", str(rtp.getsockname()[1])]
     args += ["-oocsf", str(SCENARIOS / "operator-refer-first.xml")]
     args += ["-s", "1001", "-au", "1001", "-ap", PASSWORDS["1001"]]
     args += ["-key", "life_ms", "60000", "-key", "ring_ms", "300"]
@@ -455,7 +467,7 @@ def stop_all(switch: Switch, procs: Processes) -> None:
 
 
 def test_a_blind_transfer_to_another_operator_hands_them_the_call(
-    tmp_path: Path, procs: Processes
+    tmp_path: Path, procs: Processes, rtp_1001: socket.socket
 ) -> None:
     """1001 answers, REFERs to 1002, whose phone rings and answers: 1002 gets the
     caller's identity, screen pop and speech (caller-talk.xml's A-law RTP, read at the
@@ -466,7 +478,7 @@ def test_a_blind_transfer_to_another_operator_hands_them_the_call(
     media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         media.bind(("127.0.0.1", 0))
-        phone_1001 = transferring_phone(procs, switch, talk_ms=1000)
+        phone_1001 = transferring_phone(procs, switch, rtp_1001, talk_ms=1000)
         args = ["-sf", str(SCENARIOS / "operator.xml"), "-m", "1", "-trace_msg"]
         args += ["-oocsf", str(SCENARIOS / "operator-answer-rtp.xml")]
         args += ["-s", "1002", "-au", "1002", "-ap", PASSWORDS["1002"], "-key", "life_ms", "60000"]
@@ -527,14 +539,14 @@ def api_state(switch: Switch, operator: str, state: str) -> bool:
 
 
 def test_an_operator_ringing_for_a_transfer_gets_no_queue_call_meanwhile(
-    tmp_path: Path, procs: Processes
+    tmp_path: Path, procs: Processes, rtp_1001: socket.socket
 ) -> None:
     """While 1002's phone rings 6 s for 1001's transfer, a second caller queues and is
     not offered to 1002; once the transfer is answered, 1001 (free after a 1 s wrap-up)
     takes the waiting caller."""
     switch = start_switch(tmp_path, operators_config(tmp_path, wrapup=1.0))
     try:
-        phone_1001 = transferring_phone(procs, switch, talk_ms=1000)
+        phone_1001 = transferring_phone(procs, switch, rtp_1001, talk_ms=1000)
         phone_1002 = procs.phone(switch, "1002", ring_ms=6000, talk_ms=2000)
         wait_registered(switch, 2)
         first = caller(procs, switch, "caller")
@@ -579,18 +591,23 @@ def test_an_operator_ringing_for_a_transfer_gets_no_queue_call_meanwhile(
 
 
 def test_a_colleague_who_does_not_answer_a_transfer_is_paused_and_the_caller_returns(
-    tmp_path: Path, procs: Processes
+    tmp_path: Path, procs: Processes, rtp_1001: socket.socket
 ) -> None:
     """`calls.transfer_timeout` 3 s: 1002's phone rings on and gets our CANCEL, 1002 is
-    paused "no answer", 1001 gets NOTIFY 408 and talks to the caller again."""
+    paused "no answer", 1001 gets NOTIFY 408 and the caller's speech again."""
+    if not AUDIO_PCAP.exists():
+        pytest.skip(f"{AUDIO_PCAP} missing (sip-tester installs it)")
     switch = start_switch(tmp_path, operators_config(tmp_path, wrapup=1.0, transfer_timeout=3))
     try:
-        phone_1001 = transferring_phone(procs, switch, talk_ms=1000)
+        phone_1001 = transferring_phone(procs, switch, rtp_1001, talk_ms=1000)
         phone_1002 = procs.phone(switch, "1002", kind="noanswer")
         wait_registered(switch, 2)
-        citizen = caller(procs, switch, "caller", wait_ms=9000)
+        talk = ["-sf", str(SCENARIOS / "caller-talk-hangup.xml"), "-s", NUMBER, "-m", "1"]
+        talk += ["-key", "audio_pcap", str(AUDIO_PCAP), "-key", "hold_ms", "9000"]
+        citizen = procs.sipp("caller", switch.sip, *talk)
         wait_for("1002 ringing", lambda: api_state(switch, "1002", "offered"), 20)
         wait_for("1002 paused", lambda: api_state(switch, "1002", "paused"), 10)
+        rtp_payloads(rtp_1001)  # what 1001 heard before the transfer failed
         assert operator_api(switch, "1002")["reason"] == "no answer"
         (answered,) = of_kind(events(switch), "answered")
         back = operator_api(switch, "1001")
@@ -613,8 +630,12 @@ def test_a_colleague_who_does_not_answer_a_transfer_is_paused_and_the_caller_ret
         messages = trace(tmp_path, "phone-1001")
         notifies = received(messages, "NOTIFY")
         assert [n.body for n in notifies] == ["SIP/2.0 100 Trying", "SIP/2.0 408 Request Timeout"]
-        # The caller's BYE reaches 1001's phone: it was bridged to them again.
+        # The caller is bridged to 1001 again: their speech, then their BYE, reach 1001.
         assert len(received(messages, "BYE")) == 1
+        spoken = pcap_audio(AUDIO_PCAP)
+        heard = rtp_payloads(rtp_1001)
+        again = [payload for _, payload in heard if len(payload) >= 80 and payload in spoken]
+        assert len(again) >= 20, f"{len(again)} packets of the caller's speech after the 408"
     finally:
         stop_all(switch, procs)
 
@@ -632,13 +653,13 @@ def post(switch: Switch, path: str, body: dict[str, str]) -> int:
 
 @pytest.mark.parametrize("colleague", ["unregistered", "paused"])
 def test_a_transfer_to_a_colleague_who_cannot_take_it_is_refused_with_480(
-    tmp_path: Path, procs: Processes, colleague: str
+    tmp_path: Path, procs: Processes, rtp_1001: socket.socket, colleague: str
 ) -> None:
     """1002 has no phone registered, or is paused: the ACD refuses the reservation,
     1001 gets NOTIFY 480 and keeps the caller; 1002's state does not move."""
     switch = start_switch(tmp_path, operators_config(tmp_path, wrapup=1.0))
     try:
-        phone_1001 = transferring_phone(procs, switch, talk_ms=1000)
+        phone_1001 = transferring_phone(procs, switch, rtp_1001, talk_ms=1000)
         if colleague == "paused":
             procs.phone(switch, "1002")
             wait_registered(switch, 2)
