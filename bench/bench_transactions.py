@@ -17,8 +17,9 @@ import time
 
 from sip.dialog import Dialog, DialogSet
 from sip.events import RequestReceived, ResponseReceived
+from sip.header_fields import Headers
 from sip.ids import CounterIds
-from sip.message import Headers, Message, Request, make_response
+from sip.message import Message, Request, make_response
 from sip.parser import parse_message, validate_request, validate_response
 from sip.transaction import Addr
 from sip.transaction_layer import TransactionLayer

@@ -25,7 +25,8 @@ from routing import (
 )
 from routing.legs import CITIZEN, CallerLeg, OperatorLeg, Phase, leg_media
 from sip import events as tx
-from sip.message import Headers, Request
+from sip.header_fields import Headers
+from sip.message import Request
 from sip.transaction import Addr
 
 if TYPE_CHECKING:

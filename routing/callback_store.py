@@ -47,8 +47,9 @@ from routing.callback_codec import (
     encode,
 )
 from routing.legs import CITIZEN, CallerLeg, Phase
+from sip.header_fields import Headers
 from sip.headers import parse_address
-from sip.message import Headers, Request
+from sip.message import Request
 from sip.transaction import ServerTransactionKey
 
 if TYPE_CHECKING:

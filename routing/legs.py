@@ -20,7 +20,8 @@ from routing.diversion import Redirection
 from routing.media_plane import LegMedia
 from sip.dialog import Dialog
 from sip.endpoint import IncomingRequest
-from sip.message import Headers, Request
+from sip.header_fields import Headers
+from sip.message import Request
 from sip.transaction import Addr, ClientTransactionKey, ServerTransactionKey
 
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ itself (§17.1.1.3) and reports Timer B/F expiry and transport errors.
 from __future__ import annotations
 
 from sip.events import ResponseReceived, TransactionTimedOut, TransportFailed
-from sip.message import Headers, Request, Response
+from sip.header_fields import Headers
+from sip.message import Request, Response
 from sip.timers import TimerConfig
 from sip.transaction import (
     INVITE_CLIENT,

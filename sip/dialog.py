@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 from sip.errors import LocalProtocolError
+from sip.header_fields import Headers
 from sip.headers import Address, parse_address
-from sip.message import Headers, Request, Response, make_response
+from sip.message import Request, Response, make_response
 
 # Requests that may change the remote target (§12.2, RFC 3311, RFC 3515, RFC 6665).
 TARGET_REFRESH = frozenset({"INVITE", "UPDATE", "REFER", "SUBSCRIBE", "NOTIFY"})

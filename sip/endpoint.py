@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from sip import events as tx
 from sip.errors import RemoteProtocolError
+from sip.header_fields import Headers
 from sip.ids import IdFactory
 from sip.location import ContactRegistered, ContactRemoved, LocationEvent, PingContact
-from sip.message import Headers, Request, Response, make_response
+from sip.message import Request, Response, make_response
 from sip.parser import parse_message
 from sip.registrar import Registrar
 from sip.transaction import Addr, ClientTransactionKey, ServerTransactionKey

@@ -21,15 +21,8 @@ from __future__ import annotations
 import re
 
 from sip.errors import RemoteProtocolError
-from sip.message import (
-    SIP_VERSION,
-    Headers,
-    Message,
-    Request,
-    Response,
-    canonical_name,
-    common_spellings,
-)
+from sip.header_fields import Headers, canonical_name, common_spellings
+from sip.message import SIP_VERSION, Message, Request, Response
 from sip.uri import parse_uri
 
 MAX_HEADERS = 512

@@ -8,7 +8,8 @@ reason goes in a Warning header (code 399, "miscellaneous warning") for the peer
 from __future__ import annotations
 
 from sip.errors import RemoteProtocolError
-from sip.message import Headers, Request, Response, canonical_name, make_response
+from sip.header_fields import Headers, canonical_name
+from sip.message import Request, Response, make_response
 from sip.server_transaction import response_address, stamp_via
 from sip.transaction import Addr
 

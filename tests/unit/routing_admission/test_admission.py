@@ -7,7 +7,8 @@ import pytest
 from routing.admission import Admitted, Refused, admit_invite
 from routing.dialplan import DialPlan
 from routing.diversion import Classifier, RicadutaConfig
-from sip.message import Headers, Request
+from sip.header_fields import Headers
+from sip.message import Request
 
 PLAN = DialPlan.from_services({"trentino-digitale": ["800 228040"], "uru": ["0461 800133"]})
 CLASSIFIER = Classifier(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 
 from sip.digest import DigestAuthenticator
+from sip.header_fields import Headers
 from sip.headers import parse_auth_params
-from sip.message import Headers, Request, Response
+from sip.message import Request, Response
 
 REALM = "centralino"
 SECRET = b"0123456789abcdef0123456789abcdef"

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 from sip.dialog import DialogSet
 from sip.events import Event
+from sip.header_fields import Headers
 from sip.ids import CounterIds
-from sip.message import Headers, Request
+from sip.message import Request
 from sip.transaction import Addr
 from sip.transaction_layer import TransactionLayer
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from sipparse_helpers import CORPUS
 
 from sip.errors import LocalProtocolError, RemoteProtocolError
+from sip.header_fields import Headers
 from sip.headers import (
     DEFAULT_EXPIRES,
     Address,
@@ -22,7 +23,7 @@ from sip.headers import (
     parse_via,
     split_values,
 )
-from sip.message import Headers, Request, Response, make_response
+from sip.message import Request, Response, make_response
 from sip.parser import parse_message, validate_request
 from sip.uri import Uri, _parse_uri_slowly, parse_uri
 

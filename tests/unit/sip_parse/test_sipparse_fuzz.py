@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sipparse_helpers import CORPUS, message_key
 
-from sip import message as message_module
+from sip import header_fields as message_module
 from sip import parser as parser_module
 from sip.errors import RemoteProtocolError
 from sip.message import Request, Response, make_response

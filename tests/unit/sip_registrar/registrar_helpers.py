@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sip.digest import DigestAuthenticator, answer_challenge
+from sip.header_fields import Headers
 from sip.headers import parse_address, parse_auth_params
 from sip.location import Addr
-from sip.message import Headers, Request, Response
+from sip.message import Request, Response
 from sip.registrar import Registrar
 
 REALM = "centralino"

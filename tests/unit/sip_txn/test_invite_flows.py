@@ -13,7 +13,8 @@ from sip.events import (
     ResponseReceived,
     TransactionTimedOut,
 )
-from sip.message import Headers, Request, Response, make_response
+from sip.header_fields import Headers
+from sip.message import Request, Response, make_response
 from sip.parser import parse_message
 from sip.transaction import ClientTransactionKey
 

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sip.events import Event
+from sip.header_fields import Headers
 from sip.ids import CounterIds
-from sip.message import Headers, Request
+from sip.message import Request
 from sip.timers import TimerConfig
 from sip.transaction import Addr
 from sip.transaction_layer import TransactionLayer
