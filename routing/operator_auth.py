@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from sip.digest import AuthFailure
+from sip.authenticator import AuthFailure
 from sip.endpoint import IncomingRequest
 from sip.message import Response, make_response
 

@@ -17,7 +17,7 @@ from routing.diversion import Classifier
 from routing.media_plane import MediaPlane
 from routing.recorder import Recorder
 from server.config import Settings
-from sip.digest import DigestAuthenticator
+from sip.authenticator import DigestAuthenticator
 from sip.endpoint import Endpoint, EndpointConfig
 from sip.ids import IdFactory
 from sip.registrar import Registrar

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sip.digest import AuthFailure, DigestAuthenticator
+from sip.authenticator import AuthFailure, DigestAuthenticator
 from sip.errors import LocalProtocolError, RemoteProtocolError
 from sip.headers import MAX_CSEQ, Address, parse_address
 from sip.location import (

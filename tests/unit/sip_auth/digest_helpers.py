@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sip.digest import DigestAuthenticator
+from sip.authenticator import DigestAuthenticator
 from sip.header_fields import Headers
 from sip.headers import parse_auth_params
 from sip.message import Request, Response

@@ -19,14 +19,8 @@ from digest_helpers import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sip.digest import (
-    AuthFailure,
-    DigestAuthenticator,
-    DigestError,
-    HashedPassword,
-    answer_challenge,
-    hash_password,
-)
+from sip.authenticator import AuthFailure, DigestAuthenticator, HashedPassword
+from sip.digest import DigestError, answer_challenge, hash_password
 from sip.headers import parse_auth_params
 from sip.message import Request
 

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sip.digest import DigestError, NonceCodec
+from sip.authenticator import NonceCodec
+from sip.digest import DigestError
 
 CODEC = NonceCodec(b"k" * 32, "centralino")
 instants = st.floats(min_value=0, max_value=1e9, allow_nan=False)

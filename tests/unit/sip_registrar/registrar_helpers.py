@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sip.digest import DigestAuthenticator, answer_challenge
+from sip.authenticator import DigestAuthenticator
+from sip.digest import answer_challenge
 from sip.header_fields import Headers
 from sip.headers import parse_address, parse_auth_params
 from sip.location import Addr

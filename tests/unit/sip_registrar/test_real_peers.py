@@ -6,7 +6,7 @@ import pytest
 from peer_captures import BARESIP, SIPP
 from registrar_helpers import PASSWORDS, contact_expires, drain
 
-from sip.digest import DigestAuthenticator
+from sip.authenticator import DigestAuthenticator
 from sip.location import ContactRegistered
 from sip.message import Request
 from sip.parser import parse_message, validate_request
