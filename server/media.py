@@ -3,13 +3,16 @@
 `MediaRuntime` implements `routing.media_plane.MediaPlane` over the pure media core:
 RtpSender/RtpReceiver (RFC 3550), Player (absolute pacing), Relay/Bridge (RFC 3550 §7
 translator), TelephoneEventReceiver (RFC 4733), DtmfDetector, Recorder, MediaTimeout.
+This module manages the legs: opening and closing them, their codecs, bridges, and
+starting and stopping playback and recording.
 
-Pacing: ONE `loop.call_at` drives every leg, on an absolute grid `origin + k * 20 ms`
-(never summed sleeps). A player starts on the grid and hands out the frames due by the
-tick's instant, so each playing leg sends one packet per tick, and a late tick sends the
-backlog at once: after ten minutes every stream has sent 30,000 packets, give or take one.
-The same tick runs the RFC 4733 end timers, the recorders' wall-clock bound, and (every
-second or so) the media-timeout scan and the RTCP reports (server/media_rtcp.py).
+Pacing (server/media_tick.py): ONE `loop.call_at` drives every leg, on an absolute grid
+`origin + k * 20 ms` (never summed sleeps). A player starts on the grid and hands out the
+frames due by the tick's instant, so each playing leg sends one packet per tick, and a
+late tick sends the backlog at once: after ten minutes every stream has sent 30,000
+packets, give or take one. The same tick runs the RFC 4733 end timers, the recorders'
+wall-clock bound, and (every second or so) the media-timeout scan and the RTCP reports
+(server/media_rtcp.py).
 
 Receiving (server/media_leg.py): one datagram per readiness callback, validated by
 RtpReceiver; symmetric RTP latches on the peer's real source once, after a short
@@ -36,22 +39,20 @@ from pathlib import Path
 from media import g711
 from media.bridge import Bridge, PcmCodec
 from media.g729 import G729Library
-from media.player import FRAME_DURATION, Player
+from media.player import Player
 from media.recorder import Recorder
-from routing.media_plane import Addr, LegMedia, MediaEvent, MediaTimedOut, PlaybackFinished
+from routing.media_plane import Addr, LegMedia, MediaEvent, PlaybackFinished
 from server.media_leg import Leg
 from server.media_ports import MediaPortsExhaustedError, PortPool
 from server.media_prompts import PromptLibrary
 from server.media_recording import RecordingWriter
-from server.media_rtcp import RtcpReporter
+from server.media_tick import MediaTick
 
 __all__ = ["MediaPortsExhaustedError", "MediaRuntime"]
 
 log = logging.getLogger(__name__)
 
-_LATE = 0.005  # a tick this late shows as jitter at the far end
 _MAX_RECORDING = 3600.0  # seconds; also keeps NaN and infinity out of the recorder
-_TIMEOUT_SCAN = 1.0  # seconds between media-timeout scans (finer for short timeouts)
 
 
 class MediaRuntime:
@@ -83,19 +84,10 @@ class MediaRuntime:
         self._on_event = on_event
         self._random_bits = random_bits
         self._legs: dict[str, Leg] = {}
-        self._playing: set[Leg] = set()
-        self._dtmf_pending: set[Leg] = set()
-        self._recording: set[Leg] = set()
-        self._reports = RtcpReporter(interval=rtcp_interval, random_bits=random_bits)
-        scan = min(_TIMEOUT_SCAN, media_timeout / 4, rtcp_interval / 2)
-        self._scan_every = max(1, round(scan / FRAME_DURATION))
-        self._tick_handle: asyncio.TimerHandle | None = None
-        self._in_tick = False
-        self._origin = 0.0
-        self._tick_index = 0
-        self._late_max = 0.0  # the latest tick since the last stats(), in seconds
-        self._late_ticks = 0  # ticks more than 5 ms behind their instant
-        self._busy_max = 0.0  # the longest tick since the last stats(), in seconds
+        self._tick = MediaTick(
+            loop, legs=self._legs, owner=self, media_timeout=media_timeout,
+            rtcp_interval=rtcp_interval, random_bits=random_bits,
+        )  # fmt: skip
         self._preload_stop = threading.Event()
         self._preloader: ThreadPoolExecutor | None = None
 
@@ -114,7 +106,7 @@ class MediaRuntime:
         self._loop.add_reader(pair.rtp, state.on_rtp_readable)
         self._loop.add_reader(pair.rtcp, state.on_rtcp_readable)
         self._legs[leg] = state
-        self._start_ticking()
+        self._tick.start()
         return (self._pool.host, pair.port)
 
     def configure_leg(self, leg: str, media: LegMedia) -> None:
@@ -146,8 +138,8 @@ class MediaRuntime:
             event = PlaybackFinished(at=self._loop.time(), leg=leg, play_id=play_id)
             self._loop.call_soon(self.emit, event)
             return
-        state.start_playback(Player(frames, start=self._play_start(), loop=loop), play_id)
-        self._playing.add(state)
+        state.start_playback(Player(frames, start=self._tick.play_start(), loop=loop), play_id)
+        self._tick.playing.add(state)
 
     def stop_playback(self, leg: str) -> None:
         """Barge-in or answer: silence at once, and no PlaybackFinished."""
@@ -187,7 +179,7 @@ class MediaRuntime:
             state.recorder.stop(now=now)
             self.recording_done(state)
         state.start_recording(Recorder(now=now, max_duration=max_seconds), name)
-        self._recording.add(state)
+        self._tick.recording.add(state)
 
     def close_leg(self, leg: str) -> None:
         """Stop everything, finish a recording, close both sockets and free the ports."""
@@ -199,7 +191,7 @@ class MediaRuntime:
         if state.recorder is not None:
             state.recorder.hang_up(now=self._loop.time())
             self.recording_done(state)
-        self._dtmf_pending.discard(state)
+        self._tick.dtmf_pending.discard(state)
         self._loop.remove_reader(state.pair.rtp)
         self._loop.remove_reader(state.pair.rtcp)
         state.close_codecs()
@@ -214,9 +206,7 @@ class MediaRuntime:
             self._preloader.shutdown(wait=False, cancel_futures=True)
         for leg in list(self._legs):
             self.close_leg(leg)
-        if self._tick_handle is not None:
-            self._tick_handle.cancel()
-            self._tick_handle = None
+        self._tick.stop()
 
     def start_preload(
         self, prompt_ids: Sequence[str] | None = None, languages: Sequence[str] | None = None
@@ -252,17 +242,16 @@ class MediaRuntime:
     def stats(self) -> dict[str, int]:
         """Counters for telemetry; the two maxima (late, longest tick) restart at each call."""
         legs = self._legs.values()
-        late_max, self._late_max = self._late_max, 0.0
-        busy_max, self._busy_max = self._busy_max, 0.0
+        late_max, busy_max = self._tick.take_maxima()
         return {
             "legs": len(self._legs),
-            "playing": len(self._playing),
+            "playing": len(self._tick.playing),
             "bridged": sum(leg.partner is not None for leg in legs),
-            "recording": len(self._recording),
+            "recording": len(self._tick.recording),
             "free_port_pairs": self._pool.available,
             "send_errors": sum(leg.send_errors for leg in legs),
             "rtcp_packets": sum(leg.rtcp_packets for leg in legs),
-            "late_ticks": self._late_ticks,
+            "late_ticks": self._tick.late_ticks,
             "tick_max_us": round(1e6 * busy_max),
             "late_max_us": round(1e6 * late_max),
         }
@@ -277,11 +266,11 @@ class MediaRuntime:
             log.exception("media event handler failed on %s", type(event).__name__)
 
     def dtmf_pending(self, leg: Leg) -> None:
-        self._dtmf_pending.add(leg)
+        self._tick.dtmf_pending.add(leg)
 
     def recording_done(self, leg: Leg) -> None:
         recorder = leg.take_recording()
-        self._recording.discard(leg)
+        self._tick.recording.discard(leg)
         finished = None if recorder is None else recorder.next_event()
         if finished is not None:
             self._recordings.write(leg.name, leg.recording_name, finished)
@@ -331,98 +320,4 @@ class MediaRuntime:
         if leg.player is not None:
             leg.player.stop(now=self._loop.time())
             leg.player = None
-        self._playing.discard(leg)
-
-    # --- the media tick ------------------------------------------------------------------
-
-    def _start_ticking(self) -> None:
-        # The tick stops by itself once no leg is open; inside a tick it re-arms itself.
-        if self._tick_handle is None and not self._in_tick:
-            self._origin, self._tick_index = self._loop.time(), 0
-            self._tick_handle = self._loop.call_at(self._origin, self._tick)
-
-    def _next_tick(self) -> float:
-        return self._origin + self._tick_index * FRAME_DURATION
-
-    def _play_start(self) -> float:
-        # Inside a tick (PlaybackFinished -> IVR -> next prompt) the tick's own instant is
-        # already served: starting there would send two packets on the next tick and run
-        # the stream 20 ms early. The next prompt's first frame belongs to the next instant.
-        return self._next_tick() + (FRAME_DURATION if self._in_tick else 0.0)
-
-    def _tick(self) -> None:
-        due = self._next_tick()
-        # libuv timers have millisecond resolution: a tick may run a hair early, and must
-        # still send the frames due at its own instant.
-        now = max(self._loop.time(), due)
-        late = now - due
-        if late > _LATE:
-            self._late_ticks += 1
-            self._late_max = max(self._late_max, late)
-        self._in_tick = True
-        try:
-            self._run_players(now)
-            if self._dtmf_pending:
-                self._run_dtmf_timers(now)
-            if self._recording:
-                self._run_recorders(now)
-            if self._tick_index % self._scan_every == 0:
-                self._scan_timeouts(now)
-                self._reports.run(self._legs.values(), now=now)
-        finally:
-            self._in_tick = False
-            self._busy_max = max(self._busy_max, self._loop.time() - now)
-            self._schedule_next()
-
-    def _schedule_next(self) -> None:
-        self._tick_handle = None
-        if not self._legs:
-            return
-        late = (self._loop.time() - self._origin) / FRAME_DURATION
-        # A tick that ran more than a whole frame late skips the missed instants: the
-        # players send their backlog on the next one.
-        self._tick_index = max(self._tick_index + 1, int(late) + 1)
-        self._tick_handle = self._loop.call_at(self._next_tick(), self._tick)
-
-    def _run_players(self, now: float) -> None:
-        finished: list[tuple[Leg, Player]] = []
-        for leg in self._playing:
-            player = leg.player
-            if player is None:
-                continue
-            leg.send_due(player, now)
-            if player.finished:
-                finished.append((leg, player))
-        for leg, player in finished:
-            self._playing.discard(leg)
-            if leg.player is player:
-                leg.player = None
-                self.emit(PlaybackFinished(at=now, leg=leg.name, play_id=leg.play_id))
-
-    def _run_dtmf_timers(self, now: float) -> None:
-        for leg in list(self._dtmf_pending):
-            if not leg.run_dtmf_timer(now):
-                self._dtmf_pending.discard(leg)
-
-    def _run_recorders(self, now: float) -> None:
-        for leg in list(self._recording):
-            recorder = leg.recorder
-            if recorder is not None:
-                recorder.handle_timer(now=now)
-            if recorder is None or recorder.finished:
-                self.recording_done(leg)
-
-    def _scan_timeouts(self, now: float) -> None:
-        """RFC 3550 §6.3.5 in spirit: a source silent for too long has left."""
-        for leg in list(self._legs.values()):
-            if self._legs.get(leg.name) is not leg:
-                continue  # closed by call control while it handled an earlier fact
-            timeout = leg.timeout
-            deadline = None if timeout is None else timeout.get_timer()
-            if timeout is None or deadline is None or now < deadline:
-                continue
-            timeout.handle_timer(now=now)
-            fact = timeout.next_event()
-            if fact is not None:
-                log.warning("leg %s: media timeout, %s", leg.name, fact.reason)
-                self.emit(MediaTimedOut(at=now, leg=leg.name, silent_for=fact.silent_for))
+        self._tick.playing.discard(leg)

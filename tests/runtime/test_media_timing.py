@@ -33,7 +33,7 @@ class SendLog:
         self.instants: list[float] = []
 
     def sendto(self, data: bytes, addr: Any) -> int:
-        self.instants.append(self.runtime._next_tick())
+        self.instants.append(self.runtime._tick._next_tick())
         return int(self.sock.sendto(data, addr))
 
     def __getattr__(self, name: str) -> Any:
