@@ -7,7 +7,8 @@ keyword-only ``now``, monotonic seconds). Outputs: ``next_command()`` (what to d
 A run is always in one phase: PLAYING a prompt list (with a continuation for when it
 ends), COLLECTING a menu digit (with a deadline), or DONE. Which input each phase
 accepts is the table :data:`TRANSITIONS`; inputs it does not list are ignored, since
-late digits and stale prompt ends are normal on a real call.
+late digits and stale prompt ends are normal on a real call. What entering each kind of
+node does is :mod:`ivr.nodes`.
 """
 
 from __future__ import annotations
@@ -15,22 +16,9 @@ from __future__ import annotations
 import enum
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Literal
 
-from ivr.config import (
-    HangupNode,
-    LanguageNode,
-    MenuNode,
-    NoticeNode,
-    PlayNode,
-    QueueNode,
-    ScheduleNode,
-    ServiceConfig,
-    TransferNode,
-    VoicemailNode,
-)
+from ivr.config import MenuNode, ServiceConfig
 from ivr.events import (
     CallerHungUp,
     ChoiceFailed,
@@ -38,7 +26,6 @@ from ivr.events import (
     Command,
     DigitPressed,
     DigitReceived,
-    EnqueueCall,
     Fact,
     HangUp,
     Input,
@@ -48,19 +35,16 @@ from ivr.events import (
     Outcome,
     PlayPrompt,
     PromptFinished,
-    StartVoicemail,
     StopPrompt,
-    TransferCall,
     WelcomeFinished,
 )
+from ivr.nodes import NodeEntry, NoticeLookup, Then
 from routing.calendar import Closed, Open, State
 
 logger = logging.getLogger(__name__)
 
 DTMF_DIGITS = frozenset("0123456789*#ABCD")  # RFC 4733 DTMF events 0–15
 MAX_HOPS = 64  # silent node hops per input before the run gives up (a config loop)
-
-NoticeLookup = Callable[[], str | None]
 
 
 class Phase(enum.Enum):
@@ -92,24 +76,13 @@ TRANSITIONS: dict[Phase, dict[Event, str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _Then:
-    """What to do when the current prompt list ends."""
-
-    kind: Literal["goto", "collect", "finish"]
-    node: str = ""
-    command: Command | None = None
-    outcome: Outcome = "hangup"
-    to_queue: str | None = None
-
-
 def _as_state(is_open: State | bool) -> State:
     if isinstance(is_open, bool):
         return Open() if is_open else Closed(reason="after_hours")
     return is_open
 
 
-class IvrRun:
+class IvrRun(NodeEntry):
     """One caller's walk through a service's IVR tree.
 
     ``is_open`` is the service's calendar state when the call arrived (or a bool);
@@ -136,7 +109,7 @@ class IvrRun:
         self._facts: deque[Fact] = deque()
         self._phase = Phase.PLAYING
         self._node = service_config.entry
-        self._then = _Then("goto")
+        self._then = Then("goto")
         self._play_id = 0
         self._welcome = False
         self._barge_in = False
@@ -272,68 +245,6 @@ class IvrRun:
                 return
         self._ENTER[type(node)](self, node, now)
 
-    def _enter_play(self, node: PlayNode, now: float) -> None:
-        self._play(node.prompts, barge_in=node.barge_in, then=_Then("goto", node.next))
-        self._welcome = node.welcome
-
-    def _enter_menu(self, node: MenuNode, now: float) -> None:
-        self._play(node.prompts, barge_in=node.barge_in, then=_Then("collect"))
-
-    def _enter_language(self, node: LanguageNode, now: float) -> None:
-        if node.language != self._language:
-            self._language = node.language
-            self._facts.append(LanguageChanged(at=now, language=node.language))
-        self._enter(node.next, now=now)
-
-    def _enter_schedule(self, node: ScheduleNode, now: float) -> None:
-        if not isinstance(self._state, Closed):
-            self._enter(node.open, now=now)
-        elif self._state.reason == "holiday" and node.holiday is not None:
-            self._enter(node.holiday, now=now)
-        else:
-            self._enter(node.closed, now=now)
-
-    def _enter_notice(self, node: NoticeNode, now: float) -> None:
-        prompt = self._notice() if self._notice is not None else None
-        if prompt is None:
-            self._enter(node.next, now=now)
-        else:
-            then = _Then("goto", node.next)
-            self._play([*node.prompts, prompt], barge_in=node.barge_in, then=then)
-
-    def _enter_voicemail(self, node: VoicemailNode, now: float) -> None:
-        command = StartVoicemail(
-            mailbox=node.mailbox, max_seconds=node.max_seconds, language=self._language
-        )
-        self._announce(node.prompts, _Then("finish", command=command, outcome="voicemail"), now)
-
-    def _enter_queue(self, node: QueueNode, now: float) -> None:
-        command = EnqueueCall(
-            queue=node.queue, priority=node.priority, skill=node.skill or node.queue
-        )
-        then = _Then("finish", command=command, outcome="queue", to_queue=node.queue)
-        self._announce(node.prompts, then, now)
-
-    def _enter_transfer(self, node: TransferNode, now: float) -> None:
-        then = _Then("finish", command=TransferCall(number=node.number), outcome="transfer")
-        self._announce(node.prompts, then, now)
-
-    def _enter_hangup(self, node: HangupNode, now: float) -> None:
-        self._announce(node.prompts, _Then("finish", command=HangUp(reason=node.reason)), now)
-
-    # Node type -> how entering it behaves.
-    _ENTER: ClassVar[Mapping[type, Callable[[IvrRun, Any, float], None]]] = {
-        PlayNode: _enter_play,
-        MenuNode: _enter_menu,
-        LanguageNode: _enter_language,
-        ScheduleNode: _enter_schedule,
-        NoticeNode: _enter_notice,
-        VoicemailNode: _enter_voicemail,
-        QueueNode: _enter_queue,
-        TransferNode: _enter_transfer,
-        HangupNode: _enter_hangup,
-    }
-
     # --- menu ------------------------------------------------------------------------
 
     def _menu(self) -> MenuNode:
@@ -359,15 +270,15 @@ class IvrRun:
         )
         prompts = menu.invalid_prompts if cause == "invalid" else menu.timeout_prompts
         if self._attempts <= menu.retries:
-            self._play([*prompts, *menu.prompts], barge_in=menu.barge_in, then=_Then("collect"))
+            self._play([*prompts, *menu.prompts], barge_in=menu.barge_in, then=Then("collect"))
         elif prompts:
-            self._play(prompts, barge_in=False, then=_Then("goto", menu.default))
+            self._play(prompts, barge_in=False, then=Then("goto", menu.default))
         else:
             self._enter(menu.default, now=now)
 
     # --- effects ---------------------------------------------------------------------
 
-    def _play(self, prompts: list[str], *, barge_in: bool, then: _Then) -> None:
+    def _play(self, prompts: list[str], *, barge_in: bool, then: Then) -> None:
         self._play_id += 1
         self._phase, self._then, self._barge_in = Phase.PLAYING, then, barge_in
         self._commands.append(
@@ -387,7 +298,7 @@ class IvrRun:
             self._welcome = False
             self._facts.append(WelcomeFinished(at=now, node=self._node))
 
-    def _announce(self, prompts: list[str], then: _Then, now: float) -> None:
+    def _announce(self, prompts: list[str], then: Then, now: float) -> None:
         """Play a terminal node's prompts (without barge-in), then finish."""
         if prompts:
             self._play(prompts, barge_in=False, then=then)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from ivr.config import Language, PromptId
-from ivr.engine import NoticeLookup
+from ivr.nodes import NoticeLookup
 
 
 class Notice(BaseModel):
