@@ -2,17 +2,20 @@
 
 `append` only buffers (a `collections.deque`, whose append and popleft are atomic, so the
 event-loop thread may append while one writer thread flushes).  `flush` drains the buffer
-into one transaction.  The schema (docs/events.md) uses only types and statements that
-PostgreSQL accepts unchanged (BIGINT, DOUBLE PRECISION, TEXT, ON CONFLICT DO NOTHING): the
-PostgreSQL backend (`server.pgstore`) shares it, and everything above the connection
-(buffering, `seq`, queries, row decoding) lives here in `EventStore`.
+in transactions of at most `COMMIT_ROWS` events.  The schema (docs/events.md) uses only
+types and statements that PostgreSQL accepts unchanged (BIGINT, DOUBLE PRECISION, TEXT,
+ON CONFLICT DO NOTHING): the PostgreSQL backend (`server.pgstore`) shares it, and
+everything above the connection (buffering, `seq`, queries, row decoding) lives here in
+`EventStore`.
 
 Threading contract: one thread appends; one thread at a time calls `flush`, `replay`,
-`count` or `close` (the runtime's writer thread).  Reports open their own store.
+`count` or `close` (the runtime's writer thread); `abort` may come from any thread.
+Reports open their own store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -78,11 +81,16 @@ class EventStore(ABC):
     """
 
     placeholder: ClassVar[str] = "?"
+    # A transaction stays short even after a long outage (a few hundred milliseconds), so
+    # the runtime can tell a slow catch-up (commits go on) from a hung server (none do).
+    COMMIT_ROWS: ClassVar[int] = 10_000
 
     def __init__(self, *, fetch_size: int = 5000) -> None:
         self._buffer: deque[CallEvent] = deque()
         self._fetch_size = fetch_size
         self._next_seq = 1
+        self.commits = 0
+        """Transactions committed so far (read by the runtime's watchdog)."""
 
     def _start(self) -> None:
         """Continue the sequence after what is stored (the backend is connected)."""
@@ -109,6 +117,11 @@ class EventStore(ABC):
     def _close(self) -> None:
         """Release the connection."""
 
+    @abstractmethod
+    def abort(self) -> None:
+        """Interrupt a write that does not return (called from another thread); the
+        write then fails and keeps its batch."""
+
     @property
     def pending(self) -> int:
         """Events appended but not yet written (what a crash now would lose)."""
@@ -122,18 +135,23 @@ class EventStore(ABC):
         self._buffer.append(event)
         return event
 
-    def drain(self) -> list[CallEvent]:
-        """Take every buffered event out without writing it (to save it elsewhere)."""
+    def drain(self, limit: int | None = None) -> list[CallEvent]:
+        """Take the buffered events (the oldest `limit` of them) out without writing them."""
         taken: list[CallEvent] = []
-        while self._buffer:
+        while self._buffer and (limit is None or len(taken) < limit):
             taken.append(self._buffer.popleft())
         return taken
 
     def flush(self) -> int:
-        """Write every buffered event in one transaction; return how many were written."""
-        batch = self.drain()
-        if not batch:
-            return 0
+        """Write every buffered event, in transactions of at most `COMMIT_ROWS` events;
+        return how many were written."""
+        written = 0
+        while batch := self.drain(self.COMMIT_ROWS):
+            self._commit(batch)
+            written += len(batch)
+        return written
+
+    def _commit(self, batch: list[CallEvent]) -> None:
         mark = self.placeholder
         insert = (
             f"INSERT INTO call_event ({_COLUMNS}) VALUES ({', '.join([mark] * 10)})"
@@ -145,7 +163,7 @@ class EventStore(ABC):
             # Put the batch back in front, in order, so the next flush retries it.
             self._buffer.extendleft(reversed(batch))
             raise StoreError(f"cannot write {len(batch)} events to {self.where}: {exc}") from exc
-        return len(batch)
+        self.commits += 1
 
     def replay(
         self, start: datetime, end: datetime, service: str | None = None
@@ -285,6 +303,12 @@ class SqliteEventStore(EventStore):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read events: {exc}") from exc
         return None if row is None or row[0] is None else int(row[0])
+
+    def abort(self) -> None:
+        # The one sqlite3 call meant for another thread: the running statement stops
+        # with "interrupted" and its transaction rolls back.
+        with contextlib.suppress(sqlite3.ProgrammingError):  # closed meanwhile
+            self._conn.interrupt()
 
     def _close(self) -> None:
         self._conn.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from metrics.events import CallEvent, EventKind
-from metrics.store import SqliteEventStore, StoreError
+from metrics.store import Row, SqliteEventStore, StoreError
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 
@@ -94,6 +94,30 @@ def test_failed_flush_keeps_the_batch(tmp_path: Path) -> None:
         store.flush()
     assert store.pending == 1
     store._conn.close()
+
+
+class SmallCommits(SqliteEventStore):
+    """Transactions of two events; the third commit fails once when `fail_third`."""
+
+    COMMIT_ROWS = 2
+    fail_third = True
+
+    def _write(self, sql: str, rows: list[Row]) -> None:
+        if self.commits == 2 and self.fail_third:
+            self.fail_third = False
+            raise StoreError("disk full")
+        super()._write(sql, rows)
+
+
+def test_flush_commits_in_bounded_transactions_and_keeps_what_failed(tmp_path: Path) -> None:
+    store = SmallCommits(tmp_path / "e.db")
+    store.extend(ev(i) for i in range(7))
+    with pytest.raises(StoreError, match="cannot write 2 events"):
+        store.flush()
+    assert store.commits == 2 and store.pending == 3  # two transactions of two landed
+    assert store.flush() == 3 and store.commits == 4  # 2 + 1, retried in order
+    with store:
+        assert [e.seq for e in store.replay(T0, T0 + timedelta(days=1))] == list(range(1, 8))
 
 
 def test_bad_paths_and_bounds_raise_store_error(tmp_path: Path) -> None:
