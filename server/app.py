@@ -49,6 +49,7 @@ class Switch:
             data_dir=settings.data_dir,
             mono0=now,
             flush_interval=settings.events.flush_interval,
+            commit_timeout=settings.events.commit_timeout,
         )
         g729 = load_g729()  # logs "G.729 not offered: ..." when libbcg729 is missing
         self.media = MediaRuntime(

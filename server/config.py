@@ -183,6 +183,9 @@ class EventSettings(_Model):
     `PGPASSWORD` and `~/.pgpass`."""
     flush_interval: float = Field(0.5, gt=0, le=60)
     """Seconds between commits: what a crash (not a shutdown) can lose."""
+    commit_timeout: float = Field(15.0, gt=0, le=600)
+    """Seconds without a completed transaction before the database connection is cut
+    and the batch retried on a new one (a server that stopped answering)."""
 
     @field_validator("dsn")
     @classmethod

@@ -9,6 +9,9 @@ When the store cannot be written (PostgreSQL down, a full disk) the events stay 
 and every commit retries them; the failure is logged once, then once a minute while it
 lasts.  If they still cannot be written at shutdown they are saved, as JSON lines, in
 `<data_dir>/events.unsent.jsonl`, and the next start writes them before anything else.
+A database that stops answering with its connection still open (a stopped or frozen
+server) would hold a commit forever: when no transaction completes for `commit_timeout`
+seconds the connection is cut, and the batch is retried like after any other failure.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class EventLog:
         data_dir: Path,
         mono0: float,
         flush_interval: float = 0.5,
+        commit_timeout: float = 15.0,
     ) -> None:
         self.store = store
         self.calendar = calendar
@@ -56,6 +60,7 @@ class EventLog:
         self.kpi = KpiEngine(in_window=self._in_window, outputs=True)
         self.exporter = Exporter()
         self.flush_interval = flush_interval
+        self.commit_timeout = commit_timeout
         self._wall0 = datetime.now(UTC)
         self._mono0 = mono0
         self._flusher: asyncio.Task[None] | None = None
@@ -145,7 +150,7 @@ class EventLog:
             return True
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.to_thread(self.store.flush)
+            await self._commit(loop)
         except StoreError as exc:
             self.exporter.event_write_errors.inc()
             self._write_failed(loop.time(), exc)
@@ -159,6 +164,21 @@ class EventLog:
             )
             self._failing_since = None
         return True
+
+    async def _commit(self, loop: asyncio.AbstractEventLoop) -> None:
+        """`store.flush` in a worker thread, watched: a stretch of `commit_timeout`
+        seconds without a completed transaction cuts the connection (the flush then
+        fails, its batch kept), so a hung server cannot stall the log or the shutdown."""
+        writing = loop.run_in_executor(None, self.store.flush)
+        while True:
+            commits = self.store.commits
+            try:
+                await asyncio.wait_for(asyncio.shield(writing), self.commit_timeout)
+                return
+            except TimeoutError:
+                if self.store.commits == commits:
+                    log.error("event log commit hung for %.0f s: cutting", self.commit_timeout)
+                    self.store.abort()
 
     def _write_failed(self, now: float, exc: StoreError) -> None:
         if self._failing_since is None:

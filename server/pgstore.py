@@ -1,7 +1,7 @@
 """The event log in PostgreSQL (`events.dsn`), with the SQLite file as the default.
 
 The table, the queries, the buffering and `seq` are `metrics.store.EventStore`'s; this
-backend adds the connection: autocommit, one transaction per flush, server-side cursors
+backend adds the connection: autocommit, one transaction per batch, server-side cursors
 for replays (a month of a large site does not fit in memory at once), and a reconnection
 on the next flush after the server went away, the unwritten batch kept in front.
 
@@ -18,6 +18,8 @@ the configuration file altogether.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -117,7 +119,7 @@ class PostgresEventStore(EventStore):
         """The open connection, or a new one (taking the writer's lock and the schema)."""
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
             return self._conn
-        self._conn = None
+        self._close()
         try:
             conninfo = make_conninfo(self._dsn, **CONNECTION_OPTIONS)
             conn = psycopg.connect(conninfo, autocommit=True)
@@ -155,7 +157,7 @@ class PostgresEventStore(EventStore):
     def _failed(self, what: str, exc: psycopg.Error) -> StoreError:
         conn = self._conn
         if conn is not None and (conn.closed or conn.broken):
-            self._conn = None  # reconnect on the next call
+            self._close()  # its socket now, not at garbage collection; reconnect next time
             log.warning("event store connection lost", extra={"store": self._where})
         return StoreError(f"cannot {what}: {self._reason(exc)}")
 
@@ -184,6 +186,21 @@ class PostgresEventStore(EventStore):
         except psycopg.Error as exc:
             raise self._failed("read events", exc) from exc
         return None if row is None or row[0] is None else int(row[0])
+
+    def abort(self) -> None:
+        """Shut the connection's socket down under a hung write (a server stopped or
+        frozen with its TCP connection alive, which keepalives do not notice): libpq
+        then sees the connection closed and the write fails like any other."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            return
+        try:
+            with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, psycopg.Error) as exc:
+            log.warning("cannot cut the event store connection: %s", exc)
+            return
+        log.warning("event store connection cut", extra={"store": self._where})
 
     def _close(self) -> None:
         if self._conn is not None:

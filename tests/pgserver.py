@@ -132,8 +132,26 @@ class PgServer:
                     raise RuntimeError(f"postgres not ready:\n{self.log()[-2000:]}") from None
                 time.sleep(0.1)
 
+    def pause(self) -> None:
+        """Freeze the postmaster and its backends (SIGSTOP by PID): the server stops
+        answering, its connections stay open, as on a hung host."""
+        self._signal_all(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_all(signal.SIGCONT)
+
+    def _signal_all(self, signum: int) -> None:
+        # Each backend is a session leader of its own (setsid), so not in the
+        # postmaster's process group: signal the postmaster's children by PID.
+        if self.process is None or self.process.poll() is not None:
+            return
+        for pid in (self.process.pid, *_children(self.process.pid)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     def stop(self) -> None:
         """Fast shutdown by PID (SIGINT), SIGKILL if it does not end in time."""
+        self.resume()  # a paused server would not see the signal
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
@@ -157,6 +175,20 @@ class PgServer:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _children(parent: int) -> list[int]:
+    """The PIDs whose parent is `parent` (from /proc)."""
+    found: list[int] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended meanwhile
+        # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+        if int(text.rpartition(")")[2].split()[1]) == parent:
+            found.append(int(text.split(" ", 1)[0]))
+    return found
 
 
 @contextlib.contextmanager

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from pgserver import running_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from metrics.events import EventKind, from_json
-from metrics.store import Row, SqliteEventStore
+from metrics.store import Row, SqliteEventStore, StoreError
 from routing.calendar import Calendar
 from server.eventlog import UNSENT_FILE, EventLog
 from server.pgstore import PostgresEventStore
@@ -100,6 +102,47 @@ async def test_writes_resume_by_themselves_when_the_server_is_back(tmp_path: Pat
         assert stored_calls(server.dsn()) == [(1, "x", "arrived")]
 
 
+async def test_a_server_that_stops_answering_has_its_connection_cut(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A frozen server keeps its TCP connection open, so keepalives see nothing wrong:
+    the commit watchdog cuts the connection, and a shutdown during the freeze is bounded
+    and saves the batch, written exactly once at the next start."""
+    with running_server() as server:
+        dsn = server.dsn()
+        log = EventLog(
+            PostgresEventStore(dsn), Calendar({}), data_dir=tmp_path, mono0=0.0, commit_timeout=1
+        )
+        log(EventKind.ARRIVED, at=1.0, call_id="a", service="td")
+        assert await log.flush()
+        server.pause()
+        log(EventKind.QUEUED, at=2.0, call_id="a", service="td", queue="td")
+        started = time.monotonic()
+        assert not await asyncio.wait_for(log.flush(), 10)
+        assert 1 <= time.monotonic() - started < 5
+        assert any("commit hung" in r.getMessage() for r in caplog.records)
+        assert gauges(log)["centralino_events_pending"] == 1.0
+        await asyncio.wait_for(log.close(), 15)  # reconnecting fails in connect_timeout
+        unsent = tmp_path / UNSENT_FILE
+        saved = [from_json(line).seq for line in unsent.read_text(encoding="utf-8").splitlines()]
+        assert saved == [2]
+
+        server.resume()  # the frozen backend may still commit what it had received
+        await asyncio.wait_for(_until(lambda: _centralino_sessions(dsn) == 0), 10)
+        again = EventLog(PostgresEventStore(dsn), Calendar({}), data_dir=tmp_path, mono0=0.0)
+        await again.close()
+        assert not unsent.exists()
+        assert stored_calls(dsn) == [(1, "a", "arrived"), (2, "a", "queued")]
+
+
+def _centralino_sessions(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'centralino'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 class SlowStore(SqliteEventStore):
     """A real SQLite store whose commits take a while, counting overlapping commits."""
 
@@ -132,6 +175,34 @@ async def test_close_during_a_commit_waits_for_it_and_loses_nothing(tmp_path: Pa
         kinds = [e.kind for e in reader.replay_after(0)]
     assert kinds == [EventKind.ARRIVED, EventKind.QUEUED]
     assert not (tmp_path / UNSENT_FILE).exists()
+
+
+class EndlessStore(SqliteEventStore):
+    """A real SQLite store whose first commit runs a query that never ends."""
+
+    stuck = True
+
+    def _write(self, sql: str, rows: list[Row]) -> None:
+        if self.stuck:
+            self.stuck = False
+            endless = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n)"
+            try:
+                self._conn.execute(f"{endless} SELECT count(*) FROM n").fetchone()
+            except sqlite3.Error as exc:
+                raise StoreError(str(exc)) from exc
+        super()._write(sql, rows)
+
+
+async def test_a_hung_sqlite_commit_is_interrupted_and_retried(tmp_path: Path) -> None:
+    store = EndlessStore(tmp_path / "events.sqlite3")
+    log = EventLog(store, Calendar({}), data_dir=tmp_path, mono0=0.0, commit_timeout=0.2)
+    log(EventKind.ARRIVED, at=1.0, call_id="a", service="td")
+    assert not await asyncio.wait_for(log.flush(), 5)  # interrupted, batch kept
+    assert store.pending == 1 and gauges(log)["centralino_event_write_errors_total"] == 1.0
+    assert await log.flush()
+    await log.close()
+    with SqliteEventStore(tmp_path / "events.sqlite3") as reader:
+        assert [e.call_id for e in reader.replay_after(0)] == ["a"]
 
 
 async def _until(condition: Callable[[], bool]) -> None:
