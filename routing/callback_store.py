@@ -1,9 +1,11 @@
 """Pending callbacks across a restart of the switch (issue 5), without I/O.
 
-The ACD keeps its queues in memory. At a clean shutdown the callbacks still waiting for
-their turn (`routing.callback`: nobody on any leg) become `SavedCallback`s, which the
-runtime writes to a file (`encode`); at the next start, once the ACD is built and before
-SIP is served, `restore` puts each back:
+The ACD keeps its queues in memory. While the switch runs, `snapshot` gives the
+callbacks still to be served as `SavedCallback`s, which the runtime checkpoints to a
+file (`encode`) whenever they change, so a crash loses at most the last moments; at a
+clean shutdown the ones still waiting for their turn (`routing.callback`: nobody on any
+leg) are saved the same way (`pending_at_shutdown`); at the next start, once the ACD is
+built and before SIP is served, `restore` puts each back:
 
 - in the ACD, with `restore_callback` at its original queue-entry time converted from
   the saved wall time to this process's monotonic clock (`entered_at`), with the saved
@@ -67,6 +69,7 @@ __all__ = [
     "pending_at_shutdown",
     "restore",
     "saved",
+    "snapshot",
 ]
 
 log = logging.getLogger(__name__)
@@ -89,6 +92,21 @@ def pending_at_shutdown(b2bua: B2bua, *, now: float) -> list[SavedCallback]:
             b2bua.hang_up(call, reason="shutdown", now=now)
     waiting = [c for c in book.waiting.values() if b2bua.calls.get(c.call_id) is None]
     return sorted((_saved(b2bua, first, now=now) for first in waiting), key=lambda s: s.entered)
+
+
+def snapshot(b2bua: B2bua, *, now: float) -> list[SavedCallback]:
+    """The callbacks a crash now would lose, by queue entry, touching nothing (the
+    runtime's checkpoint): every one waiting, offered or dialing the citizen; not one
+    whose citizen has answered (that conversation is the callback being served)."""
+    book = callback.desk(b2bua)
+    pending = [first for first in book.waiting.values() if not _served(b2bua, first.call_id)]
+    return sorted((_saved(b2bua, first, now=now) for first in pending), key=lambda s: s.entered)
+
+
+def _served(b2bua: B2bua, call_id: str) -> bool:
+    call = b2bua.calls.get(call_id)
+    citizen = call.operator_legs.get(CITIZEN) if call is not None else None
+    return citizen is not None and citizen.answered
 
 
 def _saved(b2bua: B2bua, first: CallerLeg, *, now: float) -> SavedCallback:

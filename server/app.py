@@ -18,6 +18,7 @@ from metrics.store import StoreError
 from routing.calendar import Calendar
 from routing.media_plane import MediaEvent, RecordingFinished
 from server.api_runtime import ApiRuntime
+from server.callback_file import CallbackJournal
 from server.config import Settings
 from server.core import Core
 from server.eventlog import EventLog
@@ -79,6 +80,7 @@ class Switch:
         self.driver = Driver(self.core, loop)
         self.http: uvicorn.Server | None = None
         self.stopping = False
+        self.callbacks = CallbackJournal(settings.data_dir, b2bua)
         self.api = ApiRuntime.for_switch(self)
         # Service notices are recorded at run time into the data folder.
         self.media.prompts.resolve = self.api.notices.wav_path
@@ -98,8 +100,10 @@ class Switch:
 
     async def start(self) -> None:
         """Bind the SIP socket and start the HTTP server."""
-        # The callbacks a clean shutdown saved take their places before any new call.
+        # The callbacks saved by the last run take their places before any new call;
+        # from now on their file follows them, so that a crash does not lose them.
         self.core.restore_pending_callbacks(self.settings.data_dir, now=self.loop.time())
+        self.callbacks.start(self.loop.time)
         listen = self.settings.sip.listen
         family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
         await self.loop.create_datagram_endpoint(
@@ -160,6 +164,7 @@ class Switch:
             self.core.hang_up_all(reason="shutdown", now=self.loop.time())
             self.driver.transmit()
             await asyncio.sleep(0.2)
+        await self.callbacks.close()
         saved = self.core.save_pending_callbacks(self.settings.data_dir, now=self.loop.time())
         self.driver.transmit()  # an offer withdrawn from an operator in the last instants
         log.info("drained", extra={"calls_hung_up": left, "callbacks_saved": saved})
