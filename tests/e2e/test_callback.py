@@ -163,8 +163,8 @@ def test_a_callback_waiting_at_a_restart_keeps_its_place_and_is_called_back(
     """SIGTERM with a callback waiting (no operator ever came): it is saved in
     `callbacks.json` (0600: the citizen's number), with a WARNING giving the count, never
     the number; a start that fails (HTTP port taken) after restoring it saves it again;
-    the switch started again on the same data folder restores it, removes the file,
-    offers it to the operator who registers and dials the citizen. The log
+    the switch started again on the same data folder restores it (the file keeps it
+    until it is served), offers it to the operator who registers and dials the citizen. The log
     has one call id with one `arrived` and one `ended`, its last event."""
     config = write_config(
         tmp_path, ring_timeout=5.0, queue_extra={"callback_digit": "5", "callback_attempts": 1}
@@ -195,7 +195,8 @@ def test_a_callback_waiting_at_a_restart_keeps_its_place_and_is_called_back(
 
     switch = start_switch(tmp_path, config)  # the same data folder
     try:
-        assert not saved.exists()
+        (entry,) = json.loads(saved.read_text())["callbacks"]  # restored, still pending
+        assert entry["call_id"] == call.call_id
         assert "1 pending callbacks of queue acd restored" in switch.log()
         citizen = CitizenPhone((call.host, call.port))
         try:
@@ -223,3 +224,49 @@ def test_a_callback_waiting_at_a_restart_keeps_its_place_and_is_called_back(
     assert (answered.operator, answered.data.get("callback")) == ("1001", "true")
     assert not saved.exists()  # nothing left to save at the second shutdown
     assert CITIZEN not in switch.log()
+
+
+def test_a_callback_survives_a_crash_of_the_switch(tmp_path: Path, procs: Processes) -> None:
+    """kill -9 a second after a callback was requested: the checkpoint kept it, so the
+    next start restores it and calls the citizen back once an operator registers; once
+    the citizen has answered, the checkpoint no longer holds it."""
+    config = write_config(
+        tmp_path, ring_timeout=5.0, queue_extra={"callback_digit": "5", "callback_attempts": 1}
+    )
+    switch = start_switch(tmp_path, config)
+    saved = switch.data_dir / "callbacks.json"
+    try:
+        call = ask_callback(switch)
+        wait_for("the checkpoint", saved.exists, timeout=5)
+        assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    finally:
+        switch.process.kill()  # no drain, no shutdown save: a crash
+        switch.process.wait(10)
+    (entry,) = json.loads(saved.read_text())["callbacks"]
+    assert (entry["call_id"], entry["number"]) == (call.call_id, CITIZEN)
+
+    switch = start_switch(tmp_path, config)
+    try:
+        assert "1 pending callbacks of queue acd restored" in switch.log()
+        citizen = CitizenPhone((call.host, call.port))
+        try:
+            procs.phone(switch, "1001", ring_ms=300, talk_ms=1000, hangup="operator")
+            wait_registered(switch, 1)
+            invite, source = citizen.receive("INVITE", timeout=20)
+            assert invite.first_line.startswith(f"INVITE sip:{CITIZEN}@127.0.0.1:{call.port} ")
+            citizen.respond(invite, source, 200, citizen.sdp())
+            citizen.receive("ACK", timeout=5)
+            wait_for("served", lambda: not saved.exists(), timeout=5)
+            bye, source = citizen.receive("BYE", timeout=10)
+            citizen.respond(bye, source, 200)
+        finally:
+            citizen.close()
+        wait_for("the end", lambda: of_kind(events(switch), "ended"), timeout=10)
+    finally:
+        assert stop_process(switch.process) == 0, switch.log()[-3000:]
+    own = [e for e in events(switch) if e.call_id == call.call_id]
+    callbacks = [e.data.get("callback") for e in own if e.kind == "queued"]
+    assert callbacks == [None, "requested", "restored"]
+    (answered,) = [e for e in own if e.kind == "answered"]
+    assert (answered.operator, answered.data.get("callback")) == ("1001", "true")
+    assert not saved.exists()
