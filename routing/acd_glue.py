@@ -12,7 +12,16 @@ from media.sdp import SdpError, parse_sdp, serialize_sdp
 from media.session import MediaParams, NoCommonCodec, build_offer, read_answer
 from metrics.events import EventKind
 from routing import callback, callback_dial, ivr_glue, transfer
-from routing.legs import CITIZEN, CallerLeg, OperatorLeg, Phase, leg_media, operator_invite
+from routing.legs import (
+    CITIZEN,
+    CallerLeg,
+    OperatorLeg,
+    Phase,
+    caller_identity,
+    leg_media,
+    operator_invite,
+    screen_pop,
+)
 from sip import events as tx
 from sip.message import Request
 from sip.transaction import ClientTransactionKey, TransactionKey
@@ -161,28 +170,10 @@ def _invite(
         local=b2bua.config.local,
         call_id=b2bua.ids.call_id(),
         tag=b2bua.ids.tag(),
-        caller_identity=_identity(call),
-        screen_pop=_screen_pop(call, number),
+        caller_identity=caller_identity(call),
+        screen_pop=screen_pop(call, callback_number=number),
         body=body,
         user_agent=b2bua.config.user_agent,
-    )
-
-
-def _identity(call: CallerLeg) -> str:
-    caller = call.invite.from_
-    display = caller.display or call.caller
-    return f'"{display}" <{caller.uri}>' if display else f"<{caller.uri}>"
-
-
-def _screen_pop(call: CallerLeg, number: str | None) -> tuple[tuple[str, str], ...]:
-    """Headers a softphone's screen pop can show (service, IVR choice, call id, and
-    the number a callback will dial once the operator answers)."""
-    return (
-        ("X-Centralino-Service", call.service),
-        ("X-Centralino-Queue", call.queue or ""),
-        ("X-Centralino-Choice", call.sub_service or ""),
-        ("X-Centralino-Call-Id", call.call_id),
-        *((("X-Centralino-Callback", number),) if number else ()),
     )
 
 

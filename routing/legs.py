@@ -216,6 +216,29 @@ def leg_media(params: MediaParams, *, inband_dtmf: bool = False) -> LegMedia:
     )
 
 
+def caller_identity(call: CallerLeg) -> str:
+    """The caller as an operator's phone shows them (From and P-Asserted-Identity)."""
+    caller = call.invite.from_
+    display = caller.display or call.caller
+    return f'"{display}" <{caller.uri}>' if display else f"<{caller.uri}>"
+
+
+def screen_pop(
+    call: CallerLeg, *, callback_number: str | None = None, transferred_by: str | None = None
+) -> tuple[tuple[str, str], ...]:
+    """Headers a softphone's screen pop can show: service, queue, IVR choice, call id,
+    the number a callback will dial once the operator answers, and the operator who
+    transferred the call."""
+    return (
+        ("X-Centralino-Service", call.service),
+        ("X-Centralino-Queue", call.queue or ""),
+        ("X-Centralino-Choice", call.sub_service or ""),
+        ("X-Centralino-Call-Id", call.call_id),
+        *((("X-Centralino-Callback", callback_number),) if callback_number else ()),
+        *((("X-Centralino-Transferred-By", transferred_by),) if transferred_by else ()),
+    )
+
+
 def operator_invite(
     *,
     target_uri: str,

@@ -15,8 +15,11 @@ new leg, NOTIFY says 200 and the operator's leg is hung up; a failure, or no ans
 within `transfer_timeout` (CANCEL), is NOTIFYed and the caller goes back to the
 operator, or to the queue when the operator has hung up meanwhile. A transfer to a
 referent counts as escalated (`AcdEngine.transferred_to_referent`). An operator target
-who answers owns the call in the ACD (`transfer_answered`: on call, then their own
-wrap-up and disposition; the transferring operator goes to wrap-up); one who does not
+is INVITEd with the queue offer's screen pop plus `X-Centralino-Transferred-By`; once
+they answer they own the call in the ACD (`transfer_answered`: on call, then their own
+wrap-up and disposition; the transferring operator goes to wrap-up) and in call control
+(their leg becomes the call's operator leg: they hold, hang up and transfer it on as
+any operator); one who does not
 is released (`transfer_failed`, with the queue's ring-no-answer or refusal policy), and
 one the ACD takes back while ringing (paused, logged out: `CancelTransfer`) is CANCELled
 as a refusal (`target_withdrawn`). The target leg's answer, refusal, timeout and end
@@ -40,7 +43,15 @@ from metrics.events import EventKind
 # Imported as modules: both import this one back (acd_glue sends CancelTransfer here and
 # this frees legs there; ivr_glue and reinvite reach here through callback and acd_glue).
 from routing import acd_glue, ivr_glue, reinvite
-from routing.legs import CallerLeg, OperatorLeg, Phase, Transfer, operator_invite
+from routing.legs import (
+    CallerLeg,
+    OperatorLeg,
+    Phase,
+    Transfer,
+    caller_identity,
+    operator_invite,
+    screen_pop,
+)
 from sip.endpoint import IncomingRequest
 from sip.errors import ProtocolError
 from sip.headers import parse_address
@@ -234,9 +245,15 @@ def _dial(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) -> N
     destination = _destination(b2bua, call, transfer, now=now)
     leg = None
     if destination is not None:
+        # A target's own media leg: an operator target may transfer the call on while
+        # their leg is still up (the caller comes back to them if that fails).
+        pop = None
+        if transfer.kind == OPERATOR:
+            pop = screen_pop(call, transferred_by=transfer.operator)
         leg = dial_leg(
-            b2bua, destination, media_leg=f"{call.call_id}/transfer", identity=_identity(call),
-            codec=call.media.codec.name, label=transfer.target, call=call, now=now,
+            b2bua, destination, media_leg=f"{call.call_id}/transfer-{transfer.target}",
+            identity=caller_identity(call), codec=call.media.codec.name, label=transfer.target,
+            call=call, pop=pop, now=now,
         )  # fmt: skip
     if leg is None:
         fail_back(b2bua, call, transfer, 480, "Temporarily Unavailable", now=now)
@@ -254,10 +271,13 @@ def dial_leg(
     codec: str,
     label: str,
     call: CallerLeg | None,
+    pop: tuple[tuple[str, str], ...] | None = None,
     now: float,
 ) -> OperatorLeg | None:
     """INVITE `destination` (Request-URI, address) with our offer on a new media leg,
-    the codec of the other party first; None when no RTP port is free."""
+    the codec of the other party first; None when no RTP port is free. `pop`: the
+    screen-pop headers (by default the service and call id only: a referent's phone is
+    outside the contact center)."""
     local = b2bua.open_leg(media_leg)
     if local is None:
         return None
@@ -265,14 +285,16 @@ def dial_leg(
     sdp = build_offer(
         codecs=codecs, local_addr=local[0], local_port=local[1], session_id=b2bua.next_session()
     )
-    pop = () if call is None else (("X-Centralino-Service", call.service),)
+    if pop is None:
+        service = () if call is None else (("X-Centralino-Service", call.service),)
+        pop = (*service, ("X-Centralino-Call-Id", call.call_id if call else ""))
     invite = operator_invite(
         target_uri=destination[0],
         local=b2bua.config.local,
         call_id=b2bua.ids.call_id(),
         tag=b2bua.ids.tag(),
         caller_identity=identity,
-        screen_pop=(*pop, ("X-Centralino-Call-Id", call.call_id if call else "")),
+        screen_pop=pop,
         body=serialize_sdp(sdp),
         user_agent=b2bua.config.user_agent,
     )
@@ -300,12 +322,6 @@ def waiting(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) ->
     ivr_glue.music_on_hold(b2bua, call)
 
 
-def _identity(call: CallerLeg) -> str:
-    caller = call.invite.from_
-    display = caller.display or call.caller
-    return f'"{display}" <{caller.uri}>' if display else f"<{caller.uri}>"
-
-
 def connected(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) -> None:
     """The target talks: bridge the caller to it, NOTIFY 200, hang up the operator."""
     leg = transfer.leg
@@ -319,6 +335,17 @@ def connected(b2bua: B2bua, call: CallerLeg, transfer: Transfer, *, now: float) 
     notify(b2bua, call, transfer, 200, "OK", now=now)
     _transferred(b2bua, call, transfer, now=now)
     _operator_done(b2bua, call, transfer, now=now)
+    if transfer.kind == OPERATOR:
+        _take_over(b2bua, call, transfer, leg)
+
+
+def _take_over(b2bua: B2bua, call: CallerLeg, transfer: Transfer, leg: OperatorLeg) -> None:
+    """An operator target who answered is the call's operator from now on, as the ACD
+    says: their leg joins the call's operator legs, so their BYE, hold, disposition and
+    REFER (a further transfer) are an operator's."""
+    b2bua.transfers.forget(transfer)
+    b2bua.calls.add_leg(call, leg)
+    call.bridged_to = leg.operator
 
 
 # -- failures: back to the operator or the queue --------------------------------------

@@ -35,7 +35,8 @@ from sip.digest import answer_challenge
 from sip.message import Message, Request, Response
 
 REFERENT = ("127.0.0.1", 5060)  # the trunk's address, default port
-TARGET_LEG = "call-1@pbx/transfer"
+TARGET_LEG = "call-1@pbx/transfer-0461999999"  # the referent's media leg
+TO_1002_LEG = "call-1@pbx/transfer-1002"
 PHONE_OF = {**PHONES, "1004": ("127.0.0.1", 5094)}
 
 
@@ -224,7 +225,7 @@ def test_refer_to_another_operator_rings_their_phone() -> None:
     (invite,) = requests(out, "INVITE")
     assert [a for m, a in h.sent if m is invite] == [PHONES["1002"]]
     out = respond(h, invite, 200, tag="o2", operator="1002", body=answer_sdp(33000))
-    assert ("bridge", (CALLER_LEG, TARGET_LEG)) in h.media.calls
+    assert ("bridge", (CALLER_LEG, TO_1002_LEG)) in h.media.calls
     moved = [d for d in data_of(h, EventKind.TRANSFERRED) if d["data"]]
     assert [d["data"] for d in moved] == [{"to": "operator", "target": "1002"}]
     assert offer_to(h, "1001").call_id == offer.call_id
