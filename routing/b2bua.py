@@ -322,6 +322,8 @@ class B2bua:
         release its queue place, transfer target and operator legs, close its media."""
         if call.phase is Phase.ENDED:
             return
+        if by_caller and operator is None:
+            operator = call.bridged_to  # who the caller was talking to, if anyone
         callback.line_ended(self, call, now=now, operator=operator, data=ended or {"by": "caller"})
         call.phase = Phase.ENDED
         if call.ivr is not None and by_caller:

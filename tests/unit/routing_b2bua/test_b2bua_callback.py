@@ -302,7 +302,7 @@ def test_the_ended_event_says_who_hung_up_the_callback_conversation() -> None:
             assert [b.call_id for b in requests(out, "BYE")] == [dial.call_id]
         (ended,) = [e for e in call_events(h) if e.kind is EventKind.ENDED]
         assert ended.data == {"by": by}, hanging_up
-        assert ended.operator == ("1001" if by == "operator" else None)  # as for a caller
+        assert ended.operator == "1001"  # the operator of the conversation, whoever hung up
         assert queue_log(h)[-1] == verb
         assert h.core.active_calls() == 0 and h.media.open == set()
 

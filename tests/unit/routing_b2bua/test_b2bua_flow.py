@@ -136,6 +136,8 @@ def test_caller_bye_while_bridged_hangs_up_the_operator() -> None:
     assert len(byes) == 1 and byes[0].call_id == invites[0].call_id
     assert h.media.open == set()
     assert h.core.active_calls() == 0
+    (ended,) = [fields for kind, fields in h.events if kind is EventKind.ENDED]
+    assert (ended["operator"], ended["data"]) == ("1001", {"by": "caller"})  # talking to
 
 
 def test_caller_hanging_up_while_queued_is_an_abandon() -> None:
@@ -148,6 +150,8 @@ def test_caller_hanging_up_while_queued_is_an_abandon() -> None:
     h.deliver(in_dialog("BYE", ok, cseq=2, source=TRUNK), TRUNK)
     assert EventKind.ABANDONED in h.kinds()
     assert h.core.active_calls() == 0
+    (ended,) = [fields for kind, fields in h.events if kind is EventKind.ENDED]
+    assert ended["operator"] is None  # nobody answered
 
 
 def test_bye_for_an_unknown_dialog_gets_481() -> None:
