@@ -6,4 +6,4 @@ bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-.venv/bin/pytest -q -p no:cacheprovider "$@"
+.venv/bin/pytest -q -rs -p no:cacheprovider "$@"  # -rs: say why a test was skipped
