@@ -198,20 +198,7 @@ def test_a_callback_waiting_at_a_restart_keeps_its_place_and_is_called_back(
         (entry,) = json.loads(saved.read_text())["callbacks"]  # restored, still pending
         assert entry["call_id"] == call.call_id
         assert "1 pending callbacks of queue acd restored" in switch.log()
-        citizen = CitizenPhone((call.host, call.port))
-        try:
-            procs.phone(switch, "1001", ring_ms=300, talk_ms=1000, hangup="operator")
-            wait_registered(switch, 1)
-            invite, source = citizen.receive("INVITE", timeout=20)
-            assert invite.first_line.startswith(f"INVITE sip:{CITIZEN}@127.0.0.1:{call.port} ")
-            assert (invite.header("from") or "").startswith(f"<sip:{NUMBER}@")
-            citizen.respond(invite, source, 200, citizen.sdp())
-            citizen.receive("ACK", timeout=5)
-            bye, source = citizen.receive("BYE", timeout=10)
-            citizen.respond(bye, source, 200)
-        finally:
-            citizen.close()
-        wait_for("the end", lambda: of_kind(events(switch), "ended"), timeout=10)
+        called_back(procs, switch, call)
     finally:
         assert stop_process(switch.process) == 0, switch.log()[-3000:]
     own = [e for e in events(switch) if e.call_id == call.call_id]
@@ -248,20 +235,7 @@ def test_a_callback_survives_a_crash_of_the_switch(tmp_path: Path, procs: Proces
     switch = start_switch(tmp_path, config)
     try:
         assert "1 pending callbacks of queue acd restored" in switch.log()
-        citizen = CitizenPhone((call.host, call.port))
-        try:
-            procs.phone(switch, "1001", ring_ms=300, talk_ms=1000, hangup="operator")
-            wait_registered(switch, 1)
-            invite, source = citizen.receive("INVITE", timeout=20)
-            assert invite.first_line.startswith(f"INVITE sip:{CITIZEN}@127.0.0.1:{call.port} ")
-            citizen.respond(invite, source, 200, citizen.sdp())
-            citizen.receive("ACK", timeout=5)
-            wait_for("served", lambda: not saved.exists(), timeout=5)
-            bye, source = citizen.receive("BYE", timeout=10)
-            citizen.respond(bye, source, 200)
-        finally:
-            citizen.close()
-        wait_for("the end", lambda: of_kind(events(switch), "ended"), timeout=10)
+        called_back(procs, switch, call)
     finally:
         assert stop_process(switch.process) == 0, switch.log()[-3000:]
     own = [e for e in events(switch) if e.call_id == call.call_id]
@@ -270,3 +244,25 @@ def test_a_callback_survives_a_crash_of_the_switch(tmp_path: Path, procs: Proces
     (answered,) = [e for e in own if e.kind == "answered"]
     assert (answered.operator, answered.data.get("callback")) == ("1001", "true")
     assert not saved.exists()
+
+
+def called_back(procs: Processes, switch: Switch, call: TrunkCall) -> None:
+    """A restored callback is served: operator 1001 registers and answers its offer, the
+    switch dials the citizen (from the number they called), who answers; from then on
+    `callbacks.json` no longer holds it; the operator hangs up after a second."""
+    saved = switch.data_dir / "callbacks.json"
+    citizen = CitizenPhone((call.host, call.port))
+    try:
+        procs.phone(switch, "1001", ring_ms=300, talk_ms=1000, hangup="operator")
+        wait_registered(switch, 1)
+        invite, source = citizen.receive("INVITE", timeout=20)
+        assert invite.first_line.startswith(f"INVITE sip:{CITIZEN}@127.0.0.1:{call.port} ")
+        assert (invite.header("from") or "").startswith(f"<sip:{NUMBER}@")
+        citizen.respond(invite, source, 200, citizen.sdp())
+        citizen.receive("ACK", timeout=5)
+        wait_for("served", lambda: not saved.exists(), timeout=5)
+        bye, source = citizen.receive("BYE", timeout=10)
+        citizen.respond(bye, source, 200)
+    finally:
+        citizen.close()
+    wait_for("the end", lambda: of_kind(events(switch), "ended"), timeout=10)

@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from b2bua_harness import TRUNK, answer_request
+from b2bua_harness import TRUNK, Harness, answer_request
 from callback_peers import (
     ANSWER_SDP,
     CALL_ID,
@@ -28,6 +28,15 @@ from callback_peers import (
 from metrics.events import EventKind
 from routing import callback
 from server.callback_file import CALLBACK_FILE, CallbackJournal, restore_pending, save_pending
+
+
+def waiting_callback_and_a_file_for_a_folder(tmp_path: Path) -> tuple[Harness, Path]:
+    """A callback waiting for its turn, and a data folder that is a file (unwritable)."""
+    h, _ = callback_harness()
+    ask_callback(h)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    return h, blocked
 
 
 def test_saved_private_then_restored_and_rewritten(tmp_path: Path) -> None:
@@ -72,10 +81,7 @@ def test_an_unreadable_file_is_set_aside_and_the_start_goes_on(
 def test_a_shutdown_that_cannot_write_drops_them_as_before(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    h, _ = callback_harness()
-    ask_callback(h)
-    blocked = tmp_path / "not-a-folder"
-    blocked.write_text("")
+    h, blocked = waiting_callback_and_a_file_for_a_folder(tmp_path)
     with caplog.at_level(logging.WARNING):
         assert save_pending(blocked, h.core.b2bua, now=30.0) == 0
     messages = [r.getMessage() for r in caplog.records]
@@ -115,10 +121,7 @@ def test_the_journal_follows_the_callbacks_while_the_switch_runs(tmp_path: Path)
 def test_a_journal_that_cannot_write_logs_once_and_retries(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    h, _ = callback_harness()
-    ask_callback(h)
-    blocked = tmp_path / "not-a-folder"
-    blocked.write_text("")
+    h, blocked = waiting_callback_and_a_file_for_a_folder(tmp_path)
     journal = CallbackJournal(blocked, h.core.b2bua)
     with caplog.at_level(logging.WARNING, logger="server.callback_file"):
         journal.checkpoint(now=30.0)
