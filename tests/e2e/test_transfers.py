@@ -579,7 +579,7 @@ def test_an_operator_ringing_for_a_transfer_gets_no_queue_call_meanwhile(
         ends = {e.call_id: (e.operator, e.data) for e in of_kind(log, "ended")}
         assert ends == {
             answered.call_id: ("1002", {"by": "operator"}),
-            queued.call_id: (None, {"by": "caller"}),  # only an operator's hang-up names them
+            queued.call_id: ("1001", {"by": "caller"}),  # the operator they talked to
         }, diagnose(switch)
         # 1002's phone was rung once (the transfer); 1001's REFERred only the first call.
         assert len(received(trace(tmp_path, "phone-1002"), "INVITE")) == 1
