@@ -79,10 +79,7 @@ class CallbackJournal:
         """Write (or remove) the file; off the event loop (it syncs). A failure is logged
         once until a write succeeds again, and retried at the next checkpoint."""
         try:
-            if pending:
-                write_atomically(self.path, _encode(pending))
-            else:
-                _remove(self.path)
+            _store(self.path, pending)
         except OSError as exc:
             if not self._failing:
                 log.error("pending callbacks cannot be checkpointed in %s: %s", self.path, exc)
@@ -106,10 +103,7 @@ def save_pending(data_dir: Path, b2bua: B2bua, *, now: float) -> int:
     path = data_dir / CALLBACK_FILE
     pending = callback_store.pending_at_shutdown(b2bua, now=now)
     try:
-        if pending:
-            write_atomically(path, _encode(pending))
-        else:
-            _remove(path)
+        _store(path, pending)
     except OSError as exc:
         log.error("pending callbacks cannot be saved in %s: %s", path, exc.strerror or exc)
         callback.drop_at_shutdown(b2bua, now=now)
@@ -140,8 +134,12 @@ def restore_pending(data_dir: Path, b2bua: B2bua, *, now: float) -> int:
     return len(callbacks) - len(lost)
 
 
-def _encode(pending: list[SavedCallback]) -> bytes:
-    return callback_store.encode(pending, saved_at=datetime.now(UTC))
+def _store(path: Path, pending: list[SavedCallback]) -> None:
+    """Write `pending` atomically, or remove the file when there is none; OSError."""
+    if pending:
+        write_atomically(path, callback_store.encode(pending, saved_at=datetime.now(UTC)))
+    else:
+        _remove(path)
 
 
 def _remove(path: Path) -> None:
