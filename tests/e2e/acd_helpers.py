@@ -25,6 +25,7 @@ from conftest import (
     free_tcp_port,
     free_udp_port,
     need,
+    sipp_media_port,
     stop_process,
 )
 
@@ -146,7 +147,7 @@ class Processes:
 
     def sipp(self, name: str, target: str, *args: str, timeout: float = 90) -> Sipp:
         cmd = [need("sipp"), target, "-i", "127.0.0.1", "-p", str(free_udp_port())]
-        cmd += ["-mp", str(free_udp_port()), "-nostdin", "-timeout", f"{int(timeout)}s"]
+        cmd += ["-mp", str(sipp_media_port()), "-nostdin", "-timeout", f"{int(timeout)}s"]
         cmd += ["-timeout_error", "-buff_size", "4194304", "-trace_err", *args]
         folder = self.tmp / name
         folder.mkdir(parents=True, exist_ok=True)

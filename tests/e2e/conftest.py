@@ -5,6 +5,7 @@ Every wait is bounded and every process started here is ended by PID.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -38,6 +39,23 @@ def free_udp_port(host: str = "127.0.0.1", family: int = socket.AF_INET) -> int:
         if port % 2 == 0 and port < 65000:
             return port
     raise RuntimeError("no free UDP port")
+
+
+def sipp_media_port(host: str = "127.0.0.1") -> int:
+    """A base for SIPp's `-mp`: SIPp binds the port and the three above it (audio RTP
+    and RTCP, video RTP and RTCP), so all four must be free, not only the first (a
+    switch's SIP port two above made SIPp exit with "Address already in use")."""
+    for _ in range(100):
+        base = free_udp_port(host)
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(base, base + 4):
+                    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                    sock.bind((host, port))
+            except OSError:
+                continue
+        return base
+    raise RuntimeError("no four free UDP ports in a row")
 
 
 def free_tcp_port() -> int:
@@ -148,7 +166,7 @@ def run_sipp(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run SIPp with a bounded number of calls and time; returns the finished process."""
     sipp = need("sipp")
-    media_port = free_udp_port()
+    media_port = sipp_media_port()
     cmd = [sipp, target, "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1"]
     cmd += ["-p", str(free_udp_port()), "-mp", str(media_port), "-nostdin"]
     cmd += ["-timeout", f"{int(timeout)}s", "-timeout_error", "-buff_size", "4194304"]

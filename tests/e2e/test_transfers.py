@@ -50,6 +50,7 @@ from conftest import (
     Switch,
     free_udp_port,
     need,
+    sipp_media_port,
     start_switch,
     stop_process,
 )
@@ -89,7 +90,7 @@ def serve(tmp: Path) -> Switch:
 
 def sipp_at(procs: Processes, name: str, host: str, port: int, *args: str) -> Sipp:
     """A SIPp bound to `host:port`, ended by PID with the test's other processes."""
-    cmd = [need("sipp"), *args, "-i", host, "-p", str(port), "-mp", str(free_udp_port())]
+    cmd = [need("sipp"), *args, "-i", host, "-p", str(port), "-mp", str(sipp_media_port())]
     cmd += ["-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err", "-trace_msg"]
     folder = procs.tmp / name
     folder.mkdir(parents=True, exist_ok=True)
